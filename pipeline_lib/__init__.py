@@ -1,0 +1,1 @@
+"""overfocus: saliency-guided regularization of CNNs as a reproducible pipeline."""

@@ -1,0 +1,85 @@
+"""Image trees read the same way from an extracted folder or straight from a .tar/.tgz."""
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable, Iterator
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def is_archive(root: Path) -> bool:
+    return root.is_file() and tarfile.is_tarfile(root)
+
+
+def list_images(root: Path) -> list[str]:
+    """Relative POSIX paths of the image files under a folder or inside a tar archive."""
+    if is_archive(root):
+        with tarfile.open(root, "r:*") as tar:
+            names = [m.name for m in tar if m.isfile()]
+    else:
+        names = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
+    return sorted(n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES
+                  and not Path(n).name.startswith("."))
+
+
+def read_images(root: Path, wanted: Iterable[str]) -> Iterator[tuple[str, bytes]]:
+    """(path, bytes) of the wanted files, in the archive's stream order (one sequential pass)."""
+    wanted = set(wanted)
+    if is_archive(root):
+        with tarfile.open(root, "r|*") as tar:
+            for member in tar:
+                if member.name in wanted:
+                    yield member.name, tar.extractfile(member).read()
+    else:
+        for name in sorted(wanted):
+            yield name, (root / name).read_bytes()
+
+
+def stable_rank(seed: int, name: str) -> str:
+    """A seeded, platform-independent order key: splits and subsets never depend on listing order."""
+    return hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()
+
+
+def stratified_take(items: list[tuple[str, str]], fraction: float, seed: int) -> set[str]:
+    """Of (path, class) pairs, the round(fraction * n) paths of each class first in seeded order."""
+    by_class: dict[str, list[str]] = defaultdict(list)
+    for path, cls in items:
+        by_class[cls].append(path)
+    taken: set[str] = set()
+    for paths in by_class.values():
+        paths.sort(key=lambda p: stable_rank(seed, p))
+        taken.update(paths[: round(fraction * len(paths))])
+    return taken
+
+
+def per_class_subset(items: list[tuple[str, str, str]], n: int, seed: int) -> list[tuple[str, str, str]]:
+    """Of (path, split, class) triples, the first n of each (split, class) in seeded order."""
+    groups: dict[tuple[str, str], list] = defaultdict(list)
+    for item in sorted(items, key=lambda t: stable_rank(seed, t[0])):
+        if len(groups[item[1], item[2]]) < n:
+            groups[item[1], item[2]].append(item)
+    return sorted(i for g in groups.values() for i in g)
+
+
+def resolve_root(configured: str | None, default_name: str, how_to_get: str) -> Path:
+    """The data root: params.yaml's data.root, else $OVERFOCUS_DATA/<default_name>.
+
+    Raises a FileNotFoundError that says where it looked and how to obtain the data.
+    """
+    if configured:
+        candidates = [Path(os.path.expandvars(configured)).expanduser()]
+    else:
+        base = Path(os.environ.get("OVERFOCUS_DATA", "data/raw"))
+        candidates = [base / default_name] + [base / (default_name + s) for s in (".tar", ".tgz", ".tar.gz")]
+    for path in candidates:
+        if path.exists():
+            return path
+    looked = ", ".join(str(p) for p in candidates)
+    raise FileNotFoundError(
+        f"data for {default_name!r} not found (looked at: {looked}). Set data.root in params.yaml "
+        f"or the OVERFOCUS_DATA environment variable to the folder holding it. {how_to_get}"
+    )

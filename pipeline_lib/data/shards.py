@@ -1,0 +1,127 @@
+"""WebDataset shards: one tar series per split, plus a JSON manifest of what went in.
+
+Each sample holds `<key>.png|jpg` (the encoded image as read), `<key>.cls` (the label),
+and `<key>.boxes.json` / `<key>.mask.png` when the dataset has them. Tars are written with a
+fixed mtime, so the same params give byte-identical shards.
+"""
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import webdataset as wds
+from PIL import Image
+from tqdm import tqdm
+
+from pipeline_lib.data import Sample, Source
+from pipeline_lib.data.download import sha256_of
+from pipeline_lib.io import write_json
+
+MANIFEST = "manifest.json"
+_FORMATS = {"JPEG": "jpg", "PNG": "png"}
+
+
+class TooManyBadImages(RuntimeError):
+    pass
+
+
+def check_image(sample: Sample) -> str | None:
+    """Decode the image fully; return the error text if it is unreadable. Fixes the extension
+    to the real format (some `.JPEG` files are PNG) and re-encodes exotic formats as PNG."""
+    try:
+        with Image.open(io.BytesIO(sample.image)) as im:
+            im.load()
+            fmt = _FORMATS.get(im.format)
+            if fmt is None:
+                buf = io.BytesIO()
+                im.convert("RGB").save(buf, format="PNG")
+                sample.image, fmt = buf.getvalue(), "png"
+        sample.ext = fmt
+        return None
+    except Exception as err:  # PIL raises many types for corrupt data
+        return f"{type(err).__name__}: {err}"
+
+
+def write_shards(source: Source, out_dir: Path, *, params: dict[str, Any],
+                 samples_per_shard: int, max_bad_fraction: float, progress: bool = True) -> dict:
+    """Write all splits of `source` under `out_dir` (replaced atomically) and return the manifest."""
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    writers: dict[str, wds.ShardWriter] = {}
+    counts: dict[str, Counter] = defaultdict(Counter)
+    with_boxes: Counter = Counter()
+    bad: list[dict[str, str]] = []
+    total = 0
+    for split, sample in tqdm(source.read(), desc=f"shard {source.name}", unit="img",
+                              disable=not progress, mininterval=2):
+        total += 1
+        error = check_image(sample)
+        if error:
+            bad.append({"split": split, "key": sample.key, "error": error})
+            continue
+        if split not in writers:
+            writers[split] = wds.ShardWriter(str(tmp / f"{split}-%05d.tar"),
+                                             maxcount=samples_per_shard, verbose=0, mtime=0)
+        record = {"__key__": sample.key, sample.ext: sample.image, "cls": str(sample.label).encode()}
+        if sample.boxes:
+            record["boxes.json"] = json.dumps(sample.boxes).encode()
+            with_boxes[split] += 1
+        if sample.mask is not None:
+            record["mask.png"] = sample.mask
+        writers[split].write(record)
+        counts[split][sample.label] += 1
+    for writer in writers.values():
+        writer.close()
+    if total == 0:
+        raise RuntimeError(f"{source.name}: the source yielded no images")
+    if len(bad) > max_bad_fraction * total:
+        shutil.rmtree(tmp)
+        listed = "; ".join(f"{b['key']} ({b['error']})" for b in bad[:5])
+        raise TooManyBadImages(
+            f"{len(bad)} of {total} images are unreadable ({len(bad) / total:.1%}, more than "
+            f"shard.max_bad_fraction = {max_bad_fraction:.1%}): {listed}. Re-download or repair "
+            "the data, or raise shard.max_bad_fraction if these losses are acceptable.")
+    manifest = {
+        "dataset": source.name,
+        "classes": source.classes,
+        "mean": source.mean,
+        "std": source.std,
+        "human_map": source.human_map,
+        "meta": source.meta,
+        "params": params,
+        "bad_images": {"count": len(bad), "items": bad},
+        "splits": {
+            split: {
+                "count": sum(counts[split].values()),
+                "per_class": [counts[split][c] for c in range(source.num_classes)],
+                "with_boxes": with_boxes[split],
+                "shards": [{"file": p.name, "sha256": sha256_of(p)}
+                           for p in sorted(tmp.glob(f"{split}-*.tar"))],
+            }
+            for split in source.splits if split in counts
+        },
+    }
+    write_json(tmp / MANIFEST, manifest)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+    return manifest
+
+
+def read_manifest(shard_dir: str | Path) -> dict:
+    path = Path(shard_dir) / MANIFEST
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run the shard stage first (dvc repro shard)")
+    return json.loads(path.read_text())
+
+
+def shard_urls(shard_dir: str | Path, split: str) -> list[str]:
+    manifest = read_manifest(shard_dir)
+    if split not in manifest["splits"]:
+        raise KeyError(f"split {split!r} not in {shard_dir}; it has: {', '.join(manifest['splits'])}")
+    return [str(Path(shard_dir) / s["file"]) for s in manifest["splits"][split]["shards"]]

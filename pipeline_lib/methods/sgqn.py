@@ -1,0 +1,55 @@
+"""SGQN, Saliency-Guided Q-Networks (Bertoin et al. 2022), adapted from Q-learning to
+classification.
+
+Our adaptation: the Q-value of the taken action becomes the score of the true class. The
+attribution is |d s_y / d x| summed over channels (the paper uses the same gradient, with
+guided backprop as an option). M = the positions at or above the per-sample `quantile`
+(0.95: the top 5%). Two terms are added to the cross-entropy:
+- consistency: KL(softmax f(x) || softmax f(x * M)), the prediction on the input kept to its
+  salient pixels (others set to 0, the dataset mean after normalisation) must match the
+  prediction on the whole input, which is the target (no gradient), as SGQN regresses
+  Q(s * M) on Q(s);
+- self-supervision: an auxiliary head (a 1x1 convolution on the encoder output, upsampled)
+  predicts M, with binary cross-entropy; its gradient shapes the encoder, as in SGQN.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from pipeline_lib.attribution.maps import input_gradient
+from pipeline_lib.config import Strict
+from pipeline_lib.methods import METHODS, Method
+
+
+def top_quantile_mask(attribution: torch.Tensor, quantile: float) -> torch.Tensor:
+    """(B, H, W) bool: positions at or above the per-sample quantile of the attribution."""
+    threshold = torch.quantile(attribution.flatten(1).float(), quantile, dim=1)
+    return attribution >= threshold[:, None, None]
+
+
+@METHODS.register("sgqn")
+class SGQN(Method):
+    class Params(Strict):
+        quantile: float = Field(0.95, gt=0, lt=1)
+        consistency_weight: float = Field(0.5, ge=0)
+        aux_weight: float = Field(0.5, ge=0)
+
+    def __init__(self, params, *, model, image_size, **kw):
+        super().__init__(params, model=model, image_size=image_size, **kw)
+        with torch.no_grad():
+            channels = model.encoder(torch.zeros(1, 3, image_size, image_size)).shape[1]
+        self.extra_modules["aux_head"] = nn.Conv2d(channels, 1, kernel_size=1)
+
+    def extra_loss(self, x, y, model, logits, z):
+        mask = top_quantile_mask(input_gradient(model, x, y).abs().sum(1), self.p.quantile)
+        salient_logits = model(x.detach() * mask[:, None])
+        consistency = F.kl_div(F.log_softmax(salient_logits, 1), F.log_softmax(logits.detach(), 1),
+                               log_target=True, reduction="batchmean")
+        predicted = F.interpolate(self.extra_modules["aux_head"](z), size=x.shape[-2:], mode="bilinear",
+                                  align_corners=False)[:, 0]
+        aux = F.binary_cross_entropy_with_logits(predicted.float(), mask.float())
+        self.last = {"consistency": float(consistency), "aux_bce": float(aux)}
+        return self.p.consistency_weight * consistency + self.p.aux_weight * aux

@@ -1,0 +1,1 @@
+"""The study's metrics, one module per concern."""

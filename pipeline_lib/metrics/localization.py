@@ -1,0 +1,58 @@
+"""How broad an attribution map is and whether it lands on the object.
+
+- area ratio (the SGDrop paper): max-normalise each map, then the fraction of pixels > 0.5;
+- hit ratio: the box around the pixels >= 0.5 of the normalised map (the whole region, and its
+  largest 8-connected component), a hit when IoU >= 0.5 with any ground-truth box.
+Maps are (N, H, W); boxes are [x1, y1, x2, y2] as fractions of the side, x2 and y2 exclusive.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+
+def max_normalize(maps: torch.Tensor) -> torch.Tensor:
+    """Each map divided by its maximum (a map with no positive value stays 0)."""
+    peak = maps.flatten(1).max(1).values.clamp_min(0)
+    return maps.clamp_min(0) / torch.where(peak > 0, peak, torch.ones_like(peak))[:, None, None]
+
+
+def area_ratio(maps: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """(N,) fraction of pixels above threshold after max-normalisation."""
+    return (max_normalize(maps) > threshold).float().flatten(1).mean(1)
+
+
+def region_box(region: np.ndarray, largest_component: bool) -> list[float] | None:
+    """Fractional box around a boolean region, or around its largest 8-connected component."""
+    if not region.any():
+        return None
+    if largest_component:
+        labels, n = ndimage.label(region, structure=np.ones((3, 3)))
+        sizes = ndimage.sum(region, labels, index=range(1, n + 1))
+        region = labels == (1 + int(np.argmax(sizes)))
+    ys, xs = np.nonzero(region)
+    h, w = region.shape
+    return [xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h]
+
+
+def iou(a: list[float], b: list[float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def hit_ratio(maps: torch.Tensor, boxes: list, threshold: float = 0.5, iou_threshold: float = 0.5) -> dict:
+    """Hit ratios over the images that have boxes; `n` says how many that was."""
+    norm = max_normalize(maps).cpu().numpy()
+    hits = {"whole": [], "largest_component": []}
+    for m, gt in zip(norm, boxes):
+        if not gt:
+            continue
+        for kind, largest in (("whole", False), ("largest_component", True)):
+            box = region_box(m >= threshold, largest)
+            hits[kind].append(box is not None and max(iou(box, g) for g in gt) >= iou_threshold)
+    n = len(hits["whole"])
+    return {"n": n, **{k: (float(np.mean(v)) if n else None) for k, v in hits.items()}}

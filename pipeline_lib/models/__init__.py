@@ -1,0 +1,66 @@
+"""Architectures, registered by name, all split into `encoder` (image -> B x C x H x W latent map)
+and `head` (latent map -> logits) so that methods can act on the latent map.
+
+A head is `body` (latent map -> penultimate vector) then `fc` (the output layer), so that
+Excitation Dropout can act on the penultimate neurons and the closed-form attribution can tell
+a global-average-pooling + Linear head (`gap_linear`) from any other.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from pipeline_lib.registry import Registry
+
+
+class Head(nn.Module):
+    def __init__(self, body: nn.Module, fc: nn.Linear, gap_linear: bool):
+        super().__init__()
+        self.body, self.fc, self.gap_linear = body, fc, gap_linear
+
+    def forward(self, z: torch.Tensor, penultimate: Callable | None = None) -> torch.Tensor:
+        h = self.body(z)
+        if penultimate is not None:
+            h = penultimate(h)
+        return self.fc(h)
+
+
+def gap_head(channels: int, num_classes: int) -> Head:
+    return Head(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
+                nn.Linear(channels, num_classes), gap_linear=True)
+
+
+class SplitModel(nn.Module):
+    def __init__(self, encoder: nn.Module, head: Head):
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x))
+
+
+ARCHITECTURES: Registry[Callable[..., SplitModel]] = Registry("architecture")
+
+
+def build_model(arch: str, num_classes: int, image_size: int, params) -> SplitModel:
+    """`params` is the `model` section of params.yaml: width, batch_norm, weights."""
+    model = ARCHITECTURES.get(arch)(num_classes=num_classes, image_size=image_size,
+                                    width=params.width, batch_norm=params.batch_norm)
+    if params.weights:
+        path = Path(params.weights)
+        if not path.exists():
+            raise FileNotFoundError(f"model.weights: {path} does not exist")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state.get("model", state))
+    return model
+
+
+def flat_size(encoder: nn.Module, image_size: int) -> int:
+    with torch.no_grad():
+        return encoder(torch.zeros(1, 3, image_size, image_size)).numel()
+
+
+from pipeline_lib.models import vgg, resnet, convnext  # noqa: E402,F401  (registration)

@@ -1,0 +1,60 @@
+"""Plain convolutional nets: the embedded default `tinyvgg`, the SGDrop paper's `cifarnet`,
+and VGG 9/11/16 (torchvision's layer builder; no classifier dropout: `vanilla` means no
+regularisation, and dropout is a method of its own).
+
+`vgg9` (for STL10, our layout): six 3x3 convolutions 64, M, 128, M, 256, 256, M, 512, 512, M,
+then two fully connected layers of 512 units and the output layer.
+"""
+from __future__ import annotations
+
+from torch import nn
+from torchvision.models.vgg import cfgs, make_layers
+
+from pipeline_lib.models import ARCHITECTURES, Head, SplitModel, flat_size, gap_head
+
+
+def _scaled(cfg: list, width: float) -> list:
+    return [v if v == "M" else max(1, round(v * width)) for v in cfg]
+
+
+def _mlp_head(in_features: int, hidden: int, num_classes: int, pool: nn.Module | None = None) -> Head:
+    body = nn.Sequential(*([pool] if pool else []), nn.Flatten(), nn.Linear(in_features, hidden),
+                         nn.ReLU(inplace=True), nn.Linear(hidden, hidden), nn.ReLU(inplace=True))
+    return Head(body, nn.Linear(hidden, num_classes), gap_linear=False)
+
+
+@ARCHITECTURES.register("tinyvgg")
+def tinyvgg(num_classes: int, image_size: int, width: float = 1.0, batch_norm: bool = False) -> SplitModel:
+    """Four 3x3 convolutions (16, M, 32, M, 64, 64, M) and a GAP + Linear head: the small
+    architecture of the embedded benchmark, a few seconds an epoch on a CPU."""
+    cfg = _scaled([16, "M", 32, "M", 64, 64, "M"], width)
+    encoder = make_layers(cfg, batch_norm=batch_norm)
+    return SplitModel(encoder, gap_head(cfg[-2], num_classes))
+
+
+@ARCHITECTURES.register("cifarnet")
+def cifarnet(num_classes: int, image_size: int, width: float = 1.0, batch_norm: bool = False) -> SplitModel:
+    layers, c_in = [], 3
+    for c in (96, 128, 256):
+        c = max(1, round(c * width))
+        layers += [nn.Conv2d(c_in, c, 5, stride=1, padding=2)]
+        layers += [nn.BatchNorm2d(c)] if batch_norm else []
+        layers += [nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2)]
+        c_in = c
+    encoder = nn.Sequential(*layers)
+    return SplitModel(encoder, _mlp_head(flat_size(encoder, image_size), max(1, round(2048 * width)), num_classes))
+
+
+def _vgg(cfg: list, hidden: int, pool_to: int | None):
+    def build(num_classes: int, image_size: int, width: float = 1.0, batch_norm: bool = False) -> SplitModel:
+        encoder = make_layers(_scaled(cfg, width), batch_norm=batch_norm)
+        pool = nn.AdaptiveAvgPool2d(pool_to) if pool_to else None
+        channels = _scaled(cfg, width)[-2]
+        features = channels * pool_to * pool_to if pool_to else flat_size(encoder, image_size)
+        return SplitModel(encoder, _mlp_head(features, max(1, round(hidden * width)), num_classes, pool))
+    return build
+
+
+ARCHITECTURES.register("vgg9")(_vgg([64, "M", 128, "M", 256, 256, "M", 512, 512, "M"], 512, None))
+ARCHITECTURES.register("vgg11")(_vgg(cfgs["A"], 4096, 7))
+ARCHITECTURES.register("vgg16")(_vgg(cfgs["D"], 4096, 7))

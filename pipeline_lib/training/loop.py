@@ -1,0 +1,251 @@
+"""The training loop: one loop for every method (see `pipeline_lib.methods` for the hooks).
+
+- Adam or SGD (momentum, Nesterov) with weight decay; constant, step or cosine schedule per epoch.
+- bf16 autocast and channels_last on a GPU; deterministic algorithms on a CPU.
+- A checkpoint after every epoch, written atomically; a run finds its checkpoint and resumes
+  (model, optimizer, schedule, method state such as the EMA, and RNG states), so a killed run
+  ends with the same weights as an uninterrupted one. A checkpoint made with other params is
+  ignored, never resumed.
+- A non-finite loss stops the run with `TrainingDiverged`, leaving the last good checkpoint.
+- Per-epoch logs through dvclive, including the attribution area ratio of a fixed probe batch.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from pipeline_lib.attribution.latent import gradcam, upsample
+from pipeline_lib.config import RunConfig
+from pipeline_lib.data.loader import InMemoryLoader, Normalizer, StreamLoader, augment, load_split
+from pipeline_lib.data.shards import read_manifest
+from pipeline_lib.io import atomic_path, write_json
+from pipeline_lib.methods import Method, build_method
+from pipeline_lib.metrics.accuracy import evaluate
+from pipeline_lib.metrics.localization import area_ratio
+from pipeline_lib.models import SplitModel, build_model
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_optimizer(parameters, cfg) -> torch.optim.Optimizer:
+    fused = {"fused": True} if torch.cuda.is_available() else {}
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
+    return torch.optim.SGD(parameters, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                           weight_decay=cfg.weight_decay, **fused)
+
+
+def build_scheduler(optimizer, cfg) -> torch.optim.lr_scheduler.LRScheduler:
+    if cfg.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, cfg.step_size, cfg.gamma)
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+
+
+@dataclass
+class Run:
+    """Everything a training run holds, for the loop, the checkpoint and the tests."""
+
+    cfg: RunConfig
+    model: SplitModel
+    method: Method
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    device: torch.device
+    epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+
+    def state_dict(self) -> dict:
+        return {
+            "config_digest": self.cfg.digest(), "epoch": self.epoch, "history": self.history,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "method": self.method.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.history = state["epoch"], state["history"]
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.method.load_state_dict(state["method"])
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(state["rng"]["numpy"])
+        random.setstate(state["rng"]["python"])
+        if state["rng"]["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+    def save(self, path: Path) -> None:
+        with atomic_path(path) as tmp:
+            torch.save(self.state_dict(), tmp)
+
+
+def build_run(cfg: RunConfig, num_classes: int, image_size: int) -> Run:
+    seed_everything(cfg.seed)
+    device = select_device(cfg.train.device)
+    model = build_model(cfg.arch, num_classes, image_size, cfg.model)
+    method = build_method(cfg.method, model=model, num_classes=num_classes, image_size=image_size,
+                          epochs=cfg.train.epochs)
+    model.to(device)
+    method.extra_modules.to(device)
+    if getattr(method, "ema", None) is not None:
+        method.ema.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(list(model.parameters()) + list(method.extra_modules.parameters()), cfg.train)
+    return Run(cfg, model, method, optimizer, build_scheduler(optimizer, cfg.train), device)
+
+
+def resume_if_possible(run: Run, path: Path) -> bool:
+    if not path.exists():
+        return False
+    state = torch.load(path, map_location=run.device, weights_only=False)
+    if state.get("config_digest") != run.cfg.digest():
+        return False
+    run.load_state_dict(state)
+    return True
+
+
+def train_step(run: Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step through the method's hooks; returns (loss, logits)."""
+    model, method = run.model, run.method
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if run.device.type == "cuda"
+                else contextlib.nullcontext())
+    with autocast:
+        x = method.input(x, y, model)
+        z = method.features(model.encoder(x), x, y, model)
+        logits = model.head(z, penultimate=lambda h: method.penultimate(h, y, model))
+        loss = F.cross_entropy(logits.float(), y)
+        extra = method.extra_loss(x, y, model, logits, z)
+        if extra is not None:
+            loss = loss + extra
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(
+            f"loss became {loss.item()} at epoch {run.epoch + 1}: the run is stopped and the last good "
+            "checkpoint kept. Lower train.lr, or check the data for broken images.")
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    with method.step_context(run.optimizer):
+        run.optimizer.step()
+    method.after_step(model)
+    return loss.detach(), logits.detach()
+
+
+@torch.no_grad()
+def probe_area_ratio(model, x, y) -> float:
+    """Mean Grad-CAM area ratio of the probe batch (the narrowing of attention over epochs)."""
+    was_training = model.training
+    model.eval()
+    maps = upsample(gradcam(model.head, model.encoder(x), y), x.shape[-1])
+    model.train(was_training)
+    return float(area_ratio(maps).mean())
+
+
+def train(cfg: RunConfig, shard_dir: Path, out_dir: Path, *, progress: bool = False,
+          stop_after: int | None = None) -> dict:
+    """Train (or resume) one run into out_dir; returns its final metrics.
+
+    `stop_after` ends the call after that many epochs in total, as if killed (for tests).
+    """
+    from dvclive import Live
+
+    manifest = read_manifest(shard_dir)
+    size, lcfg = cfg.loader.image_size, cfg.loader
+    normalize = Normalizer(manifest["mean"], manifest["std"])
+    run = build_run(cfg, len(manifest["classes"]), size)
+    if run.device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    ckpt = out_dir / CHECKPOINT
+    resumed = resume_if_possible(run, ckpt)
+    if lcfg.in_memory:
+        loader = InMemoryLoader(load_split(shard_dir, "train", size), lcfg.batch_size, shuffle=True,
+                                seed=cfg.seed, drop_last=True)
+    else:
+        loader = StreamLoader(shard_dir, "train", size, lcfg.batch_size, shuffle=True, seed=cfg.seed,
+                              workers=lcfg.workers, shuffle_buffer=lcfg.shuffle_buffer)
+    val = load_split(shard_dir, "val", size)
+    probe_x = normalize(val.images[: cfg.train.probe_size]).to(run.device)
+    probe_y = val.labels[: cfg.train.probe_size].to(run.device)
+
+    live = Live(str(out_dir / "live"), resume=resumed, save_dvc_exp=False, dvcyaml=None, report=None)
+    with live:
+        while run.epoch < cfg.train.epochs and (stop_after is None or run.epoch < stop_after):
+            record = train_epoch(run, loader, normalize, progress)
+            record.update({f"val_{k}": v for k, v in evaluate(
+                run.model, val.images, val.labels, normalize, batch_size=lcfg.eval_batch_size,
+                device=run.device).items()})
+            record["gap"] = record["train_acc"] - record["val_acc"]
+            record["probe_area_ratio"] = probe_area_ratio(run.model, probe_x, probe_y)
+            run.scheduler.step()
+            run.epoch += 1
+            run.history.append(record)
+            for key, value in record.items():
+                live.log_metric(key, value, plot=key != "epoch")
+            live.next_step()
+            run.save(ckpt)
+    final = {"epochs": run.epoch, "config_digest": cfg.digest(), **run.history[-1]}
+    if run.epoch == cfg.train.epochs:
+        write_json(out_dir / "train.json", final)
+    return final
+
+
+def train_epoch(run: Run, loader, normalize, progress: bool) -> dict:
+    run.model.train()
+    run.method.start_epoch(run.epoch)
+    loader.set_epoch(run.epoch)
+    gen = torch.Generator().manual_seed(run.cfg.seed * 7919 + run.epoch)
+    aug = run.cfg.loader.augment
+    losses, correct, seen, step_ms, stats = [], 0, 0, [], {}
+    bar = tqdm(loader, desc=f"epoch {run.epoch + 1}/{run.cfg.train.epochs}", disable=not progress, leave=False)
+    for images, labels in bar:
+        images = augment(images.to(run.device, non_blocking=True), gen, random_crop=aug.random_crop,
+                         crop_padding=aug.crop_padding, flip=aug.flip)
+        x, y = normalize(images), labels.to(run.device, non_blocking=True)
+        if run.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        loss, logits = train_step(run, x, y)
+        if run.device.type == "cuda":
+            torch.cuda.synchronize()
+        step_ms.append(1000 * (time.perf_counter() - start))
+        losses.append(loss.item())
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += len(y)
+        for k, v in run.method.last.items():
+            stats.setdefault(k, []).append(v)
+    return {
+        "epoch": run.epoch + 1, "train_loss": float(np.mean(losses)), "train_acc": correct / seen,
+        "lr": run.optimizer.param_groups[0]["lr"], "step_ms": statistics.median(step_ms),
+        "rho": float(np.mean(stats.pop("rho", [0.0]))),
+        "dropped_fraction": float(np.mean(stats.pop("dropped_fraction", [0.0]))),
+        **{k: float(np.mean(v)) for k, v in stats.items() if all(map(math.isfinite, v))},
+    }
