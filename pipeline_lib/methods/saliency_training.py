@@ -47,5 +47,5 @@ class SaliencyTraining(Method):
         masked_logits = model(fill_from_range(x.detach(), mask))
         kl = F.kl_div(F.log_softmax(logits, 1), F.log_softmax(masked_logits, 1), log_target=True,
                       reduction="batchmean")
-        self.last = {"masked_fraction": float(mask.float().mean()), "kl": float(kl)}
+        self.last = {"masked_fraction": float(mask.float().mean()), "kl": kl.item()}
         return self.p.kl_weight * kl

@@ -51,5 +51,5 @@ class SGQN(Method):
         predicted = F.interpolate(self.extra_modules["aux_head"](z), size=x.shape[-2:], mode="bilinear",
                                   align_corners=False)[:, 0]
         aux = F.binary_cross_entropy_with_logits(predicted.float(), mask.float())
-        self.last = {"consistency": float(consistency), "aux_bce": float(aux)}
+        self.last = {"consistency": consistency.item(), "aux_bce": aux.item()}
         return self.p.consistency_weight * consistency + self.p.aux_weight * aux

@@ -35,6 +35,7 @@ from pipeline_lib.metrics.localization import area_ratio
 from pipeline_lib.models import SplitModel, build_model
 
 CHECKPOINT = "checkpoint.pt"
+PROBE_FILE = "probe_cams.npz"  # per-epoch Grad-CAM of the first probe images, in the dvclive folder
 
 
 class TrainingDiverged(RuntimeError):
@@ -81,10 +82,12 @@ class Run:
     device: torch.device
     epoch: int = 0
     history: list[dict] = field(default_factory=list)
+    probe_cams: list[torch.Tensor] = field(default_factory=list)
 
     def state_dict(self) -> dict:
         return {
             "config_digest": self.cfg.digest(), "epoch": self.epoch, "history": self.history,
+            "probe_cams": self.probe_cams,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "method": self.method.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
@@ -92,7 +95,7 @@ class Run:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.epoch, self.history = state["epoch"], state["history"]
+        self.epoch, self.history, self.probe_cams = state["epoch"], state["history"], state["probe_cams"]
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -159,14 +162,18 @@ def train_step(run: Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor
     return loss.detach(), logits.detach()
 
 
+PROBE_STRIP = 4  # probe images whose Grad-CAM is kept every epoch, for the Figure 1 strip
+
+
 @torch.no_grad()
-def probe_area_ratio(model, x, y) -> float:
-    """Mean Grad-CAM area ratio of the probe batch (the narrowing of attention over epochs)."""
+def probe_gradcam(model, x, y) -> tuple[float, torch.Tensor]:
+    """Mean Grad-CAM area ratio of the probe batch (the narrowing of attention over epochs),
+    and the first probe images' maps at the latent resolution."""
     was_training = model.training
     model.eval()
-    maps = upsample(gradcam(model.head, model.encoder(x), y), x.shape[-1])
+    cams = gradcam(model.head, model.encoder(x), y)
     model.train(was_training)
-    return float(area_ratio(maps).mean())
+    return float(area_ratio(upsample(cams, x.shape[-1])).mean()), cams[:PROBE_STRIP].half().cpu()
 
 
 def train(cfg: RunConfig, shard_dir: Path, out_dir: Path, *, progress: bool = False,
@@ -203,7 +210,8 @@ def train(cfg: RunConfig, shard_dir: Path, out_dir: Path, *, progress: bool = Fa
                 run.model, val.images, val.labels, normalize, batch_size=lcfg.eval_batch_size,
                 device=run.device).items()})
             record["gap"] = record["train_acc"] - record["val_acc"]
-            record["probe_area_ratio"] = probe_area_ratio(run.model, probe_x, probe_y)
+            record["probe_area_ratio"], cams = probe_gradcam(run.model, probe_x, probe_y)
+            run.probe_cams.append(cams)
             run.scheduler.step()
             run.epoch += 1
             run.history.append(record)
@@ -213,6 +221,9 @@ def train(cfg: RunConfig, shard_dir: Path, out_dir: Path, *, progress: bool = Fa
             run.save(ckpt)
     final = {"epochs": run.epoch, "config_digest": cfg.digest(), **run.history[-1]}
     if run.epoch == cfg.train.epochs:
+        with atomic_path(out_dir / "live" / PROBE_FILE) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, cams=torch.stack(run.probe_cams).float().numpy(),
+                                images=val.images[:PROBE_STRIP].numpy(), labels=val.labels[:PROBE_STRIP].numpy())
         write_json(out_dir / "train.json", final)
     return final
 
@@ -249,3 +260,17 @@ def train_epoch(run: Run, loader, normalize, progress: bool) -> dict:
         "dropped_fraction": float(np.mean(stats.pop("dropped_fraction", [0.0]))),
         **{k: float(np.mean(v)) for k, v in stats.items() if all(map(math.isfinite, v))},
     }
+
+
+def load_trained(cfg: RunConfig, shard_dir: Path, device: torch.device | None = None) -> SplitModel:
+    """The final model of a finished run, in evaluation mode."""
+    manifest = read_manifest(shard_dir)
+    model = build_model(cfg.arch, len(manifest["classes"]), cfg.loader.image_size, cfg.model)
+    path = cfg.run_dir / CHECKPOINT
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: train the run first (dvc repro train)")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state["epoch"] < cfg.train.epochs:
+        raise RuntimeError(f"{path} holds epoch {state['epoch']} of {cfg.train.epochs}: the run is unfinished")
+    model.load_state_dict(state["model"])
+    return model.to(device or select_device(cfg.train.device)).eval()

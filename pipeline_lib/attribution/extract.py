@@ -1,0 +1,34 @@
+"""Attribution maps of a trained run on an evaluation split, stored compactly (float16 npz)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline_lib.attribution import attribute
+from pipeline_lib.io import atomic_path
+
+
+def extract_maps(model, images: torch.Tensor, labels: torch.Tensor, normalize, methods: list[str], *,
+                 device: torch.device, batch_size: int = 64, **kw) -> dict[str, np.ndarray]:
+    """{method: (N, H, W) float16} for the true labels."""
+    maps = {m: [] for m in methods}
+    for i in range(0, len(labels), batch_size):
+        x = normalize(images[i : i + batch_size].to(device))
+        y = labels[i : i + batch_size].to(device)
+        for m in methods:
+            maps[m].append(attribute(m, model, x, y, **kw).float().cpu())
+    return {m: torch.cat(v).numpy().astype(np.float16) for m, v in maps.items()}
+
+
+def save_maps(path: Path, maps: dict[str, np.ndarray], keys: list[str], labels: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, keys=np.array(keys), labels=labels, **maps)
+
+
+def load_maps(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
+    with np.load(path) as data:
+        keys = [str(k) for k in data["keys"]]
+        return {k: data[k] for k in data.files if k not in ("keys", "labels")}, keys

@@ -1,0 +1,109 @@
+"""Every metric of one trained run, gathered into the run's metrics JSON.
+
+- accuracy on every split (train clean, val, test, and test_shift when present) and the
+  generalization gap, train accuracy minus test accuracy;
+- per attribution method (from the attribute stage's maps): area ratio, hit ratio (whole region
+  and largest component), harmonization (Spearman / ceiling, Dice and IoU of the top regions)
+  against the human-map proxy;
+- Grad-CAM hit ratio on the boxed images of every split, each reported separately;
+- neuron coverage, occlusion robustness, and the probe's area ratio over the epochs.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline_lib.attribution import attribute
+from pipeline_lib.attribution.extract import load_maps
+from pipeline_lib.data.loader import Normalizer, load_split
+from pipeline_lib.data.shards import read_manifest
+from pipeline_lib.metrics.accuracy import evaluate
+from pipeline_lib.metrics.coverage import neuron_coverage
+from pipeline_lib.metrics.harmonization import box_masks, harmonization
+from pipeline_lib.metrics.localization import area_ratio, hit_ratio
+from pipeline_lib.metrics.occlusion import occlusion_curves
+
+
+def human_maps(data, size: int) -> tuple[torch.Tensor | None, str]:
+    if data.masks is not None:
+        return data.masks.float(), "object masks (ground truth)"
+    if any(data.boxes):
+        return box_masks(data.boxes, size), "bounding-box masks"
+    return None, "none"
+
+
+def attribution_metrics(maps: dict[str, np.ndarray], keys: list[str], data, p) -> tuple[dict, str]:
+    index = {k: i for i, k in enumerate(data.keys)}
+    rows = [index[k] for k in keys]
+    human, proxy = human_maps(data, data.images.shape[-1])
+    out = {}
+    for name, m in maps.items():
+        t = torch.from_numpy(m.astype(np.float32))
+        boxes = [data.boxes[i] for i in rows]
+        hits = hit_ratio(t, boxes, p.area_threshold, p.iou_threshold)
+        entry = {"area_ratio": float(area_ratio(t, p.area_threshold).mean()),
+                 "hit_whole": hits["whole"], "hit_largest": hits["largest_component"], "hit_n": hits["n"]}
+        if human is not None:
+            h = harmonization(t, human[rows], sigma_at_224=p.human_blur_sigma, top_fraction=p.top_fraction)
+            entry.update({"harmonization": h["score"], "spearman": h["spearman"], "dice_top": h["dice_top"],
+                          "iou_top": h["iou_top"]})
+        out[name] = entry
+    return out, proxy
+
+
+def gradcam_maps(model, images, labels, normalize, device, batch_size: int = 128) -> torch.Tensor:
+    return torch.cat([attribute("gradcam", model, normalize(images[i : i + batch_size].to(device)),
+                                labels[i : i + batch_size].to(device)).cpu()
+                      for i in range(0, len(labels), batch_size)])
+
+
+def probe_history(live_dir: Path) -> list[float]:
+    path = live_dir / "plots" / "metrics" / "probe_area_ratio.tsv"
+    if not path.exists():
+        return []
+    with open(path) as f:
+        return [float(r["probe_area_ratio"]) for r in csv.DictReader(f, delimiter="\t")]
+
+
+def run_metrics(model, cfg, shard_dir: Path, p, attribute_split: str, max_images: int) -> dict:
+    device = next(model.parameters()).device
+    manifest = read_manifest(shard_dir)
+    normalize = Normalizer(manifest["mean"], manifest["std"])
+    size = cfg.loader.image_size
+    splits = {s: load_split(shard_dir, s, size) for s in manifest["splits"]}
+    acc = {s: evaluate(model, d.images, d.labels, normalize, batch_size=cfg.loader.eval_batch_size,
+                       device=device)["acc"] for s, d in splits.items()}
+    result = {"config_digest": cfg.digest(), "accuracy": acc, "gap": acc["train"] - acc["test"]}
+
+    maps, keys = load_maps(cfg.run_dir / "attributions.npz")
+    result["attribution"], result["human_map"] = attribution_metrics(maps, keys, splits[attribute_split], p)
+
+    result["hit_by_split"] = {}
+    for s, d in splits.items():
+        boxed = [i for i, b in enumerate(d.boxes) if b][:max_images]
+        if boxed:
+            cams = gradcam_maps(model, d.images[boxed], d.labels[boxed], normalize, device)
+            result["hit_by_split"][s] = hit_ratio(cams, [d.boxes[i] for i in boxed], p.area_threshold, p.iou_threshold)
+
+    test = splits["test"]
+    n_cov = min(len(test), p.coverage_batches * p.coverage_batch_size)
+    batches = [normalize(test.images[i : i + p.coverage_batch_size].to(device))
+               for i in range(0, n_cov, p.coverage_batch_size)]
+    result["coverage"] = neuron_coverage(model, batches, p.coverage_threshold)
+
+    n_occ = min(len(test), max_images)
+    x, y = normalize(test.images[:n_occ].to(device)), test.labels[:n_occ].to(device)
+    cams = gradcam_maps(model, test.images[:n_occ], test.labels[:n_occ], normalize, device).to(device)
+    result["occlusion"] = occlusion_curves(model, x, y, cams, patch=p.occlusion_patch,
+                                           fractions=p.occlusion_fractions, seed=cfg.seed)
+
+    history = probe_history(cfg.run_dir / "live")
+    result["attention_over_training"] = {
+        "probe_area_ratio": history, "first": history[0] if history else None,
+        "last": history[-1] if history else None,
+        "change": history[-1] - history[0] if history else None,
+    }
+    return result

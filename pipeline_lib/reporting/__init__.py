@@ -1,0 +1,1 @@
+"""Reporting: overlays, tables, figures and the HTML/Markdown report."""

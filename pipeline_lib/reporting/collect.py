@@ -1,0 +1,94 @@
+"""Gather the runs of the current matrix into one table of rows, one row per run.
+
+Rules that keep the report honest:
+- only runs of the current matrix (the configs/ folder) are read; a run whose metrics were made
+  with other params (config digest mismatch) is left out and listed as stale;
+- runs are grouped for mean and std by (dataset, arch, method, params without the seed): if one
+  method has runs with different params, each variant gets its own labelled row, never a mix.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline_lib.config import RunConfig
+
+
+def params_hash(cfg: RunConfig) -> str:
+    d = cfg.model_dump()
+    d.pop("seed")
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def _read(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        elif not isinstance(v, list):
+            out[key] = v
+    return out
+
+
+@dataclass
+class Collection:
+    runs: pd.DataFrame
+    configs: dict[str, RunConfig]
+    metrics: dict[str, dict]
+    stale: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+def collect(configs_dir: Path) -> Collection:
+    rows, configs, metrics, stale, missing = [], {}, {}, [], []
+    for path in sorted(configs_dir.rglob("seed*.json")):
+        cfg = RunConfig(**json.loads(path.read_text()))
+        run = cfg.run_dir
+        row = {"run": str(run), "dataset": cfg.data.dataset, "arch": cfg.arch, "method": cfg.method.name,
+               "type": cfg.method.type, "seed": cfg.seed, "params": params_hash(cfg),
+               **{f"p.{k}": v for k, v in cfg.method.params.items()}}
+        found = {}
+        for name in ("train", "metrics", "transfer"):
+            data = _read(run / f"{name}.json")
+            if data is None:
+                continue
+            if data.get("config_digest", cfg.digest()) != cfg.digest():
+                stale.append(f"{run}/{name}.json")
+                continue
+            found[name] = data
+        if not found:
+            missing.append(str(run))
+            continue
+        for name, data in found.items():
+            row.update(flatten(data, f"{name}."))
+        rows.append(row)
+        configs[str(run)] = cfg
+        metrics[str(run)] = found
+    return Collection(pd.DataFrame(rows), configs, metrics, stale, missing)
+
+
+def label_variants(runs: pd.DataFrame) -> pd.DataFrame:
+    """A `label` column: the method name, suffixed by its params hash when variants coexist."""
+    runs = runs.copy()
+    variants = runs.groupby(["dataset", "arch", "method"])["params"].transform("nunique")
+    runs["label"] = runs["method"].where(variants == 1, runs["method"] + " [params " + runs["params"] + "]")
+    return runs
+
+
+def aggregate(runs: pd.DataFrame, columns: list[str], by: list[str]) -> pd.DataFrame:
+    """Mean, std and count over seeds of each metric column, per group."""
+    present = [c for c in columns if c in runs]
+    grouped = runs.groupby(by, sort=False)[present]
+    mean, std, count = grouped.mean(), grouped.std(ddof=1), grouped.count()
+    out = pd.concat({"mean": mean, "std": std, "n": count}, axis=1)
+    out.columns = [f"{c}:{stat}" for stat, c in out.columns]
+    return out.reset_index()

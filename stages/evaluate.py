@@ -1,0 +1,30 @@
+"""Every metric of one trained run: `python -m stages.evaluate --config configs/...json`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pipeline_lib.config import RunConfig
+from pipeline_lib.io import read_json, write_json
+from pipeline_lib.metrics.run_metrics import run_metrics
+from pipeline_lib.training.loop import load_trained
+from stages.common import params_or_exit
+
+
+@click.command()
+@click.option("--config", "config_file", type=click.Path(exists=True, path_type=Path), required=True)
+@click.option("--shards", type=click.Path(exists=True, path_type=Path), default=Path("data/shards/main"))
+def main(config_file: Path, shards: Path) -> None:
+    params = params_or_exit()
+    cfg = RunConfig(**read_json(config_file))
+    metrics = run_metrics(load_trained(cfg, shards), cfg, shards, params.evaluate,
+                          params.attribute.split, params.attribute.max_images)
+    write_json(cfg.run_dir / "metrics.json", metrics)
+    acc = metrics["accuracy"]
+    click.echo(f"{cfg.run_dir}: test {acc['test']:.3f}, gap {metrics['gap']:+.3f}, Grad-CAM area ratio "
+               f"{metrics['attribution'].get('gradcam', {}).get('area_ratio', float('nan')):.3f}")
+
+
+if __name__ == "__main__":
+    main()
