@@ -58,34 +58,35 @@ def folder_source(name: str, root: Path, params, *, split_map: dict[str, str] | 
     paths = list_images(root)
     if not paths:
         raise FileNotFoundError(f"no images found under {root}: expected <class>/<image> folders")
-    entries = []  # (path, official split or None, class)
-    for p in paths:
-        parts = Path(p).parts
+    # Images are identified by their last path components, so that a folder and an archive of
+    # it (which adds a top folder) give the same keys, splits and subsets.
+    depth = 2 if split_map is None else 3
+    path_of = {"/".join(Path(p).parts[-depth:]): p for p in paths}
+    entries = []  # (identity, official split or None, class)
+    for ident in path_of:
+        parts = ident.split("/")
         if split_map is None:
-            entries.append((p, None, parts[-2]))
-        elif len(parts) >= 3 and parts[-3] in split_map:
-            entries.append((p, parts[-3], parts[-2]))
+            entries.append((ident, None, parts[-2]))
+        elif len(parts) == 3 and parts[0] in split_map:
+            entries.append((ident, parts[0], parts[1]))
     if not entries:
         raise FileNotFoundError(
             f"no images under {root} in the layout {{{','.join(split_map)}}}/<class>/<image>")
     classes = sorted({c for _, _, c in entries})
     label_of = {c: i for i, c in enumerate(classes)}
     split_of = _assign_splits(entries, split_map, params)
-    chosen = [(p, split_of[p], c) for p, _, c in entries]
+    chosen = [(i, split_of[i], c) for i, _, c in entries]
     if params.subset:
         chosen = per_class_subset(chosen, params.subset, params.seed)
-    split_by_path = {p: s for p, s, _ in chosen}
-    class_by_path = {p: c for p, _, c in chosen}
+    wanted = {path_of[i]: (i, s, c) for i, s, c in chosen}
     boxes = read_box_csv(params.boxes_csv) if params.boxes_csv else {}
 
     def read() -> Iterator[tuple[str, Sample]]:
-        for path, data in read_images(root, split_by_path):
-            tail = "/".join(Path(path).parts[-3:])
-            key = Path(path).with_suffix("").as_posix().replace("/", "__").replace(".", "_")
-            yield split_by_path[path], Sample(
-                key=key, image=data, ext=Path(path).suffix.lower().lstrip("."),
-                label=label_of[class_by_path[path]], boxes=boxes.get(tail),
-            )
+        for path, data in read_images(root, wanted):
+            ident, split, cls = wanted[path]
+            key = str(Path(ident).with_suffix("")).replace("/", "__").replace(".", "_")
+            yield split, Sample(key=key, image=data, ext=Path(path).suffix.lower().lstrip("."),
+                                label=label_of[cls], boxes=boxes.get(ident))
 
     names = [class_names.get(c, c) for c in classes] if class_names else classes
     return Source(name=name, classes=names, splits=["train", "val", "test"], mean=mean, std=std,

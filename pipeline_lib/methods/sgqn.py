@@ -22,6 +22,7 @@ from torch import nn
 from pipeline_lib.attribution.maps import input_gradient
 from pipeline_lib.config import Strict
 from pipeline_lib.methods import METHODS, Method
+from pipeline_lib.models import latent_shape
 
 
 def top_quantile_mask(attribution: torch.Tensor, quantile: float) -> torch.Tensor:
@@ -39,8 +40,7 @@ class SGQN(Method):
 
     def __init__(self, params, *, model, image_size, **kw):
         super().__init__(params, model=model, image_size=image_size, **kw)
-        with torch.no_grad():
-            channels = model.encoder(torch.zeros(1, 3, image_size, image_size)).shape[1]
+        channels = latent_shape(model.encoder, image_size)[0]
         self.extra_modules["aux_head"] = nn.Conv2d(channels, 1, kernel_size=1)
 
     def extra_loss(self, x, y, model, logits, z):

@@ -58,9 +58,19 @@ def build_model(arch: str, num_classes: int, image_size: int, params) -> SplitMo
     return model
 
 
+def latent_shape(encoder: nn.Module, image_size: int) -> torch.Size:
+    """(C, H, W) of the encoder's output, probed in evaluation mode (batch norm needs it at 1 x 1)."""
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        with torch.no_grad():
+            return encoder(torch.zeros(1, 3, image_size, image_size))[0].shape
+    finally:
+        encoder.train(was_training)
+
+
 def flat_size(encoder: nn.Module, image_size: int) -> int:
-    with torch.no_grad():
-        return encoder(torch.zeros(1, 3, image_size, image_size)).numel()
+    return latent_shape(encoder, image_size).numel()
 
 
 from pipeline_lib.models import vgg, resnet, convnext  # noqa: E402,F401  (registration)

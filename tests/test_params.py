@@ -1,0 +1,75 @@
+"""params.yaml is validated at stage start, with errors that name the key and the fix."""
+import pytest
+
+from pipeline_lib.config import ParamsError, parse_params
+from pipeline_lib.data import DATASETS
+from pipeline_lib.data.files import resolve_root
+
+
+def error_of(raw) -> str:
+    with pytest.raises(ParamsError) as err:
+        parse_params(raw)
+    return str(err.value)
+
+
+def test_unknown_dataset_lists_the_valid_ones():
+    msg = error_of({"data": {"dataset": "imagenet42"}})
+    assert "data.dataset" in msg and "imagenet42" in msg
+    for name in ("synthetic", "imagenette", "cifar10", "imagefolder"):
+        assert name in msg
+
+
+def test_unknown_method_lists_the_valid_ones():
+    msg = error_of({"train": {"methods": ["vanilla", "sgdorp"]}})
+    assert "sgdorp" in msg and "sgdrop" in msg and "camdrop" in msg
+
+
+def test_unknown_architecture_lists_the_valid_ones():
+    msg = error_of({"train": {"architectures": ["resnet9000"]}})
+    assert "train.architectures" in msg and "resnet20" in msg and "vgg16" in msg
+
+
+@pytest.mark.parametrize("rho", [1.5, -0.1, 1.0])
+def test_rho_out_of_range_names_key_and_range(rho):
+    msg = error_of({"rho": rho})
+    assert "'rho'" in msg and ("less than 1" in msg or "greater than or equal to 0" in msg)
+
+
+def test_negative_epochs_and_zero_batch_size():
+    assert "train.epochs" in error_of({"train": {"epochs": -3}})
+    msg = error_of({"loader": {"batch_size": 0}})
+    assert "loader.batch_size" in msg and "greater than or equal to 1" in msg
+
+
+def test_method_params_are_checked_with_the_method_name():
+    msg = error_of({"train": {"methods": ["dropout"]}, "methods": {"dropout": {"p": 2.0}}})
+    assert "methods.dropout.p" in msg
+    msg = error_of({"train": {"methods": ["dropout"]}, "methods": {"dropout": {"rate": 0.5}}})
+    assert "methods.dropout.rate" in msg and "unknown key" in msg
+
+
+def test_unknown_key_is_an_error_not_ignored():
+    assert "train.epoch" in error_of({"train": {"epoch": 3}})
+
+
+def test_missing_data_root_says_where_and_how(tmp_path, monkeypatch):
+    monkeypatch.setenv("OVERFOCUS_DATA", str(tmp_path))
+    params = parse_params({"data": {"dataset": "imagenette"}})
+    with pytest.raises(FileNotFoundError) as err:
+        DATASETS.get("imagenette")(params.data)
+    msg = str(err.value)
+    assert str(tmp_path / "imagenette") in msg and "data.root" in msg and "https://" in msg
+
+
+def test_root_from_environment(tmp_path, monkeypatch):
+    (tmp_path / "imagewoof").mkdir()
+    monkeypatch.setenv("OVERFOCUS_DATA", str(tmp_path))
+    assert resolve_root(None, "imagewoof", "") == tmp_path / "imagewoof"
+
+
+def test_sgdrop_reads_the_top_level_rates():
+    params = parse_params({"rho": 0.025, "train": {"methods": ["sgdrop", "curr"]},
+                           "methods": {"curr": {"type": "sgdrop", "schedule": "linear"}}})
+    assert params.method_spec("sgdrop").params["rho"] == 0.025
+    assert params.method_spec("curr").type == "sgdrop"
+    assert params.method_spec("curr").params["schedule"] == "linear"

@@ -1,0 +1,56 @@
+"""The training loop: resumable to identical weights, stops cleanly on NaN, logs what it says."""
+import json
+
+import pytest
+import torch
+
+from pipeline_lib.config import run_configs
+from pipeline_lib.training.loop import CHECKPOINT, TrainingDiverged, train
+from tests.conftest import tiny_params
+
+
+def weights(path):
+    return torch.load(path, weights_only=False)["model"]
+
+
+@pytest.mark.parametrize("method", ["sgdrop", "dropout"])
+def test_killed_run_resumes_to_identical_weights(tiny_shards, in_tmp, method):
+    cfg = run_configs(tiny_params(train={"methods": [method], "epochs": 3}))[0]
+    train(cfg, tiny_shards, in_tmp / "straight")
+    first = train(cfg, tiny_shards, in_tmp / "killed", stop_after=1)
+    assert first["epochs"] == 1 and not (in_tmp / "killed" / "train.json").exists()
+    train(cfg, tiny_shards, in_tmp / "killed")
+    a, b = weights(in_tmp / "straight" / CHECKPOINT), weights(in_tmp / "killed" / CHECKPOINT)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    history = json.loads((in_tmp / "killed" / "train.json").read_text())
+    assert history["epochs"] == 3
+
+
+def test_checkpoint_of_other_params_is_not_resumed(tiny_shards, in_tmp):
+    cfg = run_configs(tiny_params(train={"epochs": 1}))[0]
+    train(cfg, tiny_shards, in_tmp / "r")
+    other = run_configs(tiny_params(train={"epochs": 1, "lr": 0.01}))[0]
+    assert train(other, tiny_shards, in_tmp / "r")["config_digest"] == other.digest()
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_shards, in_tmp, monkeypatch):
+    cfg = run_configs(tiny_params(train={"epochs": 3}))[0]
+    train(cfg, tiny_shards, in_tmp / "r", stop_after=1)
+    good = weights(in_tmp / "r" / CHECKPOINT)
+    import torch.nn.functional as F
+    monkeypatch.setattr(F, "cross_entropy", lambda *a, **k: torch.tensor(float("nan"), requires_grad=True))
+    with pytest.raises(TrainingDiverged, match="loss became nan at epoch 2.*last good checkpoint"):
+        train(cfg, tiny_shards, in_tmp / "r")
+    kept = torch.load(in_tmp / "r" / CHECKPOINT, weights_only=False)
+    assert kept["epoch"] == 1 and all(torch.equal(good[k], kept["model"][k]) for k in good)
+
+
+def test_logs_every_epoch_with_dvclive(tiny_shards, in_tmp):
+    cfg = run_configs(tiny_params(train={"methods": ["sgdrop"], "epochs": 2}, rho=0.05))[0]
+    final = train(cfg, tiny_shards, in_tmp / "r")
+    assert final["rho"] == pytest.approx(0.05) and abs(final["dropped_fraction"] - 0.05) < 0.01
+    for name in ("train_loss", "train_acc", "val_loss", "val_acc", "gap", "lr", "rho", "dropped_fraction",
+                 "step_ms", "probe_area_ratio"):
+        rows = (in_tmp / "r" / "live" / "plots" / "metrics" / f"{name}.tsv").read_text().splitlines()
+        assert len(rows) == 3, name  # header + 2 epochs
+    assert 0 <= final["probe_area_ratio"] <= 1
