@@ -22,15 +22,20 @@ def lrp_composite(model: nn.Module, epsilon: float = 1e-6) -> SpecialFirstLayerM
     )
 
 
+def target_logit(target: torch.Tensor):
+    """The initial relevance: the target's logit f_y(x) (standard LRP), zero for other classes."""
+    return lambda output: output * torch.eye(output.shape[1], device=output.device)[target]
+
+
 def lrp_relevance(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) relevance of the input for the target class. The model is attributed in
-    evaluation mode (batch norm merged with its running statistics) and left as it was."""
+    """(B, C, H, W) relevance of the input for the target class, summing to about its logit.
+    The model is attributed in evaluation mode (batch norm merged with its running statistics)
+    and left in the mode it was in."""
     was_training = model.training
     model.eval()
     try:
         with torch.enable_grad(), Gradient(model, lrp_composite(model)) as attributor:
-            one_hot = torch.eye(model.head.fc.out_features, device=x.device)[target]
-            _, relevance = attributor(x.detach().float().requires_grad_(True), one_hot)
+            _, relevance = attributor(x.detach().float().requires_grad_(True), target_logit(target))
     finally:
         model.train(was_training)
     return relevance

@@ -1,0 +1,156 @@
+"""Every method of the zoo: its defining property, and a training step on a VGG and a ResNet."""
+import pytest
+import torch
+
+from pipeline_lib.config import parse_params
+from pipeline_lib.methods import METHODS, build_method
+from pipeline_lib.methods.camdrop import camdrop_masks, candidate_masks
+from pipeline_lib.methods.excitation_dropout import contrastive_mwp, retain_probability
+from pipeline_lib.methods.focused_dropout import FocusedDropout, focused_mask
+from pipeline_lib.methods.reldrop import block_mask, pixel_mask
+from pipeline_lib.methods.saliency_training import lowest_saliency_mask
+from pipeline_lib.models import ARCHITECTURES
+from pipeline_lib.training.loop import build_run, train_step
+from pipeline_lib.config import RunConfig
+from tests.conftest import tiny_params
+
+ALL = ["vanilla", "dropout", "spatial_dropout", "dropblock", "sgdrop", "excitation_dropout", "saliency_training",
+       "sgqn", "reldrop", "camdrop", "focused_dropout"]
+
+
+def test_every_registered_method_is_covered_here():
+    assert sorted(ALL) == METHODS.names()
+
+
+@pytest.mark.parametrize("arch", ["vgg11", "resnet20"])
+@pytest.mark.parametrize("method", ALL)
+def test_method_trains_on_a_vgg_and_a_resnet(method, arch):
+    params = tiny_params(train={"methods": [method], "architectures": [arch]},
+                         methods={"focused_dropout": {"participation": 1.0}, "reldrop": {"p": 1.0}})
+    cfg = RunConfig(arch=arch, method=params.method_spec(method), seed=0, data=params.data, loader=params.loader,
+                    model=params.model.model_copy(update={"width": 0.125}), train=params.train)
+    run = build_run(cfg, num_classes=4, image_size=32)
+    run.method.start_epoch(1)
+    x, y = torch.randn(6, 3, 32, 32), torch.tensor([0, 1, 2, 3, 0, 1])
+    before = [p.clone() for p in run.model.parameters()]
+    loss, logits = train_step(run, x, y)
+    assert torch.isfinite(loss) and logits.shape == (6, 4)
+    assert any(not torch.equal(b, p) for b, p in zip(before, run.model.parameters()))
+
+
+# --- Excitation Dropout --------------------------------------------------------------------------
+
+def test_retain_probability_matches_the_paper_at_its_anchor_points():
+    n, base = 8, 0.5
+    s = torch.tensor([[1 / n] * n, [0.0] * (n - 1) + [1.0]])
+    p = retain_probability(s, base)
+    assert torch.allclose(p[0], torch.full((n,), base)) and p[1, -1] == 0 and (p[1, :-1] == 1).all()
+
+
+def test_excitation_dropout_drops_salient_neurons_more_often():
+    torch.manual_seed(0)
+    weight = torch.zeros(2, 10)
+    weight[0] = torch.linspace(0.1, 1.0, 10)  # class 0 weighs neuron j more as j grows
+    h = torch.ones(4000, 10)
+    y = torch.zeros(4000, dtype=torch.long)
+    s = contrastive_mwp(h, weight, y)
+    assert torch.allclose(s.sum(1), torch.ones(4000))
+    model = type("M", (), {})()
+    model.head = type("H", (), {"fc": torch.nn.Linear(10, 2)})()
+    model.head.fc.weight.data = weight
+    ed = build_method(parse_params({"train": {"methods": ["excitation_dropout"]}}).method_spec("excitation_dropout"),
+                      model=model, num_classes=2, image_size=32, epochs=1)
+    out = ed.penultimate(h, y, model)
+    drop_rate = (out == 0).float().mean(0)
+    assert drop_rate[-1] > drop_rate[0] + 0.2
+    assert torch.corrcoef(torch.stack([drop_rate, s[0]]))[0, 1] > 0.95
+    kept = out != 0
+    scaled = h / retain_probability(s, 0.5)
+    assert torch.allclose(out[kept], scaled[kept])  # kept neurons are divided by their retain probability
+
+
+# --- Saliency-guided training --------------------------------------------------------------------
+
+def test_saliency_training_masks_exactly_the_lowest_k_percent():
+    sal = torch.rand(3, 10, 10)
+    mask = lowest_saliency_mask(sal, 0.1)
+    assert mask.flatten(1).sum(1).tolist() == [10, 10, 10]
+    for s, m in zip(sal, mask):
+        assert s[m].max() <= s[~m].min()
+
+
+# --- RelDrop -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("alpha,beta", [(0.0, 0.5), (0.0, 0.2), (1.0, 0.3), (0.3, 0.5)])
+def test_reldrop_pixel_mask_follows_alpha_and_beta(alpha, beta):
+    torch.manual_seed(0)
+    relevance = torch.rand(50, 40, 40)  # R ~ U(0, 1)
+    dropped = pixel_mask(relevance, alpha, beta).float().mean().item()
+    # P(alpha U + (1 - alpha) R >= 1 - beta) for independent uniforms U and R
+    t = 1 - beta
+    if alpha in (0.0, 1.0):
+        expected = beta
+    else:
+        a, b = sorted([alpha, 1 - alpha])
+        cdf = t * t / (2 * a * b) if t <= a else (t - a / 2) / b if t <= b else 1 - (1 - t) ** 2 / (2 * a * b)
+        expected = 1 - cdf
+    assert dropped == pytest.approx(expected, abs=0.01)
+    if alpha == 0.0:  # deterministic: exactly the pixels with R >= 1 - beta
+        assert torch.equal(pixel_mask(relevance, 0.0, beta), relevance >= 1 - beta)
+
+
+def test_reldrop_block_is_centred_on_a_top_relevant_pixel():
+    torch.manual_seed(0)
+    relevance = torch.zeros(20, 32, 32)
+    relevance[:, 5, 7] = 1.0
+    masks = block_mask(relevance, top_k=1)
+    assert masks[:, 5, 7].all()
+    areas = masks.flatten(1).float().mean(1)
+    assert (areas > 0).all() and (areas < 0.6).all()
+
+
+# --- CamDrop -------------------------------------------------------------------------------------
+
+def test_camdrop_never_seeds_outside_both_candidate_sets():
+    torch.manual_seed(0)
+    z = torch.rand(8, 16, 10, 10)
+    weights = torch.randn(8, 16)
+    for _ in range(5):
+        seeds, keep = camdrop_masks(z, weights, keep_prob=0.3, block_size=3, spatial_top=0.2, channel_fraction=0.125)
+        spatial, channels = candidate_masks(z, weights, 0.2, 0.125)
+        assert seeds.any()
+        assert not (seeds & ~(spatial[:, None] & channels[:, :, None, None])).any()
+        assert spatial.flatten(1).sum(1).tolist() == [20] * 8 and channels.sum(1).tolist() == [2] * 8
+        assert ((1 - keep).bool() & ~channels[:, :, None, None]).sum() == 0  # blocks stay in candidate channels
+
+
+# --- FocusedDropout ------------------------------------------------------------------------------
+
+def test_focused_mask_keeps_exactly_the_focused_area_of_the_max_mean_channel():
+    z = torch.zeros(1, 3, 4, 4)
+    z[0, 0] = 0.1
+    z[0, 1] = torch.arange(16.0).view(4, 4)  # max-mean channel
+    z[0, 2, 0, 0] = 100.0
+    keep = focused_mask(z, torch.tensor([0.5]))
+    assert torch.equal(keep[0, 0], z[0, 1] > 7.5)
+
+
+def test_focused_dropout_acts_and_magnifies_weight_decay_only_on_participating_batches():
+    torch.manual_seed(0)
+    model = ARCHITECTURES.get("tinyvgg")(num_classes=2, image_size=32, width=0.25)
+    fd = FocusedDropout(FocusedDropout.Params(participation=0.3, weight_decay_factor=10.0), model=model,
+                        num_classes=2, image_size=32, epochs=1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=0.01)
+    z = torch.rand(4, 8, 4, 4)
+    seen_wd, flags = [], []
+    original_step = opt.step
+    opt.step = lambda: (seen_wd.append(opt.param_groups[0]["weight_decay"]), original_step())[1]
+    for _ in range(300):
+        out = fd.features(z, None, None, model)
+        flags.append(fd.participating)
+        assert torch.equal(out, z) != fd.participating
+        with fd.step_context(opt):
+            opt.step()
+        assert opt.param_groups[0]["weight_decay"] == 0.01
+    assert 0.2 < sum(flags) / len(flags) < 0.4
+    assert seen_wd == [0.1 if f else 0.01 for f in flags]

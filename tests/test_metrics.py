@@ -1,0 +1,116 @@
+"""Metrics on hand-built inputs with known answers."""
+import io
+import struct
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy.stats import spearmanr
+from torch import nn
+
+from pipeline_lib.metrics.clickme import read_clickme
+from pipeline_lib.metrics.coverage import neuron_coverage
+from pipeline_lib.metrics.harmonization import HUMAN_CEILING, harmonization, spearman
+from pipeline_lib.metrics.localization import area_ratio, hit_ratio, iou
+from pipeline_lib.metrics.occlusion import occlude, occlusion_curves
+from pipeline_lib.models import Head, SplitModel
+
+
+def test_area_ratio_on_hand_built_maps():
+    m = torch.zeros(2, 10, 10)
+    m[0, :2, :] = 1.0  # 20 of 100 pixels at the max
+    m[0, 5, 5] = 0.4  # below half the max
+    m[1] = 3.0  # flat map: every pixel at the max
+    assert area_ratio(m).tolist() == pytest.approx([0.2, 1.0])
+
+
+def test_hit_ratio_whole_region_and_largest_component():
+    m = torch.zeros(2, 20, 20)
+    m[0, 2:8, 2:8] = 1.0  # one blob exactly on the box
+    m[1, 2:8, 2:8] = 1.0
+    m[1, 15:17, 15:17] = 0.9  # a small second blob stretches the whole-region box
+    boxes = [[[0.1, 0.1, 0.4, 0.4]], [[0.1, 0.1, 0.4, 0.4], [0.8, 0.0, 1.0, 0.1]]]
+    r = hit_ratio(m, boxes)
+    assert r["n"] == 2 and r["largest_component"] == 1.0 and r["whole"] == 0.5
+    assert hit_ratio(m, [None, None])["n"] == 0
+    assert iou([0, 0, 1, 1], [0, 0, 0.5, 1]) == pytest.approx(0.5)
+
+
+def test_harmonization_equals_scipy_spearman():
+    rng = np.random.default_rng(0)
+    s = rng.random((3, 12, 12))
+    h = rng.random((3, 12, 12))
+    s[0, :6] = 0.5  # ties
+    result = harmonization(torch.tensor(s), torch.tensor(h), sigma_at_224=0.0, top_fraction=0.1)
+    expected = np.mean([spearmanr(a.ravel(), b.ravel()).statistic for a, b in zip(s, h)])
+    assert result["spearman"] == pytest.approx(expected)
+    assert result["score"] == pytest.approx(expected / HUMAN_CEILING)
+    same = harmonization(torch.tensor(h), torch.tensor(h), sigma_at_224=0.0)
+    assert same["spearman"] == pytest.approx(1.0) and same["dice_top"] == 1.0 and same["iou_top"] == 1.0
+    assert spearman(np.ones((4, 4)), h[0, :4, :4]) == 0.0
+
+
+def test_neuron_coverage_on_a_tiny_net_by_hand():
+    encoder = nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU())
+    encoder[0].weight.data = torch.tensor([1.0, -1.0]).view(2, 1, 1, 1)
+    encoder[0].bias.data = torch.zeros(2)
+    head = Head(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 2), nn.ReLU()), nn.Linear(2, 2),
+                gap_linear=False)
+    head.body[2].weight.data = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
+    head.body[2].bias.data = torch.zeros(2)
+    model = SplitModel(encoder, head)
+    x = torch.tensor([[[[1.0, 0.0], [2.0, 0.0]]]])  # channel 0 > 0 at 2 of 4 pixels, channel 1 never
+    cov = neuron_coverage(model, [x])
+    # conv ReLU: units (2 ch x 4 px): 2 covered of 8; fc ReLU: [0.75, 0] -> 1 of 2. Global 3 / 10.
+    assert cov["global_unit"] == pytest.approx(3 / 10)
+    assert cov["last_conv_unit"] == pytest.approx(2 / 8)
+    assert cov["per_layer_unit"] == pytest.approx([2 / 8, 1 / 2])
+    # channel level: conv layer scaled to [0, 1] over the layer (max 2): channel means 0.375 and 0
+    assert cov["last_conv_channel"] == pytest.approx(1 / 2)
+    assert cov["global_channel"] == pytest.approx(2 / 4)
+
+
+def test_occlusion_removes_the_most_relevant_patches_first():
+    x = torch.ones(1, 1, 4, 4)
+    scores = torch.tensor([[[0.9, 0.1], [0.5, 0.2]]])
+    out = occlude(x, scores, patch=2, fraction=0.5)
+    assert out[0, 0].tolist() == [[0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 1, 1]]
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+    cams = torch.rand(3, 4, 4)
+    curves = occlusion_curves(model, torch.rand(3, 1, 4, 4), torch.tensor([0, 1, 0]), cams, patch=2,
+                              fractions=[0.0, 0.5, 1.0])
+    assert len(curves["relevant"]["accuracy"]) == 3 and 0 <= curves["random"]["auc"] <= 1
+
+
+def _varint(n):
+    out = b""
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def _field(number, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def test_clickme_reader_round_trip(tmp_path):
+    buf = io.BytesIO()
+    Image.new("RGB", (6, 4), (10, 20, 30)).save(buf, format="PNG")
+    heat = np.arange(24, dtype="<f4").reshape(4, 6)
+    features = b"".join(_field(1, _field(1, name.encode()) + _field(2, feat)) for name, feat in [
+        ("image", _field(1, _field(1, buf.getvalue()))),
+        ("heatmap", _field(1, _field(1, heat.tobytes()))),
+        ("label", _field(3, _field(1, _varint(217)))),
+    ])
+    example = _field(1, features)
+    with open(tmp_path / "clickme.tfrecords", "wb") as f:
+        for _ in range(2):
+            f.write(struct.pack("<Q", len(example)) + b"\0" * 4 + example + b"\0" * 4)
+    records = list(read_clickme(tmp_path / "clickme.tfrecords"))
+    assert len(records) == 2
+    image, heatmap, label = records[0]
+    assert image.shape == (4, 6, 3) and (image == [10, 20, 30]).all()
+    assert np.array_equal(heatmap, heat) and label == 217
