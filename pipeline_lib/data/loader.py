@@ -72,7 +72,9 @@ class SplitData:
 
 def load_split(shard_dir: str | Path, split: str, size: int, limit: int | None = None) -> SplitData:
     images, labels, keys, boxes, masks = [], [], [], [], []
-    for record in wds.WebDataset(shard_urls(shard_dir, split), shardshuffle=False, empty_check=False):
+    # Every process reads the whole split (evaluation; in-memory training slices batches per rank).
+    for record in wds.WebDataset(shard_urls(shard_dir, split), shardshuffle=False, empty_check=False,
+                                 nodesplitter=None):
         if limit is not None and len(labels) >= limit:
             break
         image, label = _decode_record(record, size)

@@ -8,11 +8,18 @@
   ignored, never resumed.
 - A non-finite loss stops the run with `TrainingDiverged`, leaving the last good checkpoint.
 - Per-epoch logs through dvclive, including the attribution area ratio of a fixed probe batch.
+- Multi-process data parallelism under `torchrun` (NCCL on GPUs, gloo on CPUs): `loader.batch_size`
+  is the global batch; every rank draws and augments the same global batch and trains on its
+  slice, and gradients are averaged across ranks after each backward pass. This is DDP's
+  arithmetic, done explicitly because methods call the encoder and head directly (a DDP wrapper
+  only synchronises through its own forward). Parameters, hence the EMA, stay identical on every
+  rank, and SGDrop's masks are per sample. Rank 0 alone writes checkpoints and logs.
 """
 from __future__ import annotations
 
 import contextlib
 import math
+import os
 import random
 import statistics
 import time
@@ -21,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
@@ -44,8 +52,29 @@ class TrainingDiverged(RuntimeError):
 
 def select_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cpu")
     return torch.device(name)
+
+
+def init_distributed(device: torch.device) -> tuple[int, int]:
+    """(rank, world size); starts the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def average_gradients(parameters) -> None:
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.flatten() for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    for g, synced in zip(grads, flat.split([g.numel() for g in grads])):
+        g.copy_(synced.view_as(g))
 
 
 def seed_everything(seed: int) -> None:
@@ -123,6 +152,8 @@ def build_run(cfg: RunConfig, num_classes: int, image_size: int) -> Run:
         method.ema.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
+    if cfg.train.compile:
+        model.compile()  # in place: state_dict keys, hooks and checkpoints stay as they are
     optimizer = build_optimizer(list(model.parameters()) + list(method.extra_modules.parameters()), cfg.train)
     return Run(cfg, model, method, optimizer, build_scheduler(optimizer, cfg.train), device)
 
@@ -156,6 +187,8 @@ def train_step(run: Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor
             "checkpoint kept. Lower train.lr, or check the data for broken images.")
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if dist.is_initialized():
+        average_gradients([p for g in run.optimizer.param_groups for p in g["params"]])
     with method.step_context(run.optimizer):
         run.optimizer.step()
     method.after_step(model)
@@ -188,24 +221,27 @@ def train(cfg: RunConfig, shard_dir: Path, out_dir: Path, *, progress: bool = Fa
     size, lcfg = cfg.loader.image_size, cfg.loader
     normalize = Normalizer(manifest["mean"], manifest["std"])
     run = build_run(cfg, len(manifest["classes"]), size)
+    rank, world = init_distributed(run.device)
+    if lcfg.batch_size % world:
+        raise ValueError(f"loader.batch_size ({lcfg.batch_size}) must be a multiple of the {world} processes")
     if run.device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
     ckpt = out_dir / CHECKPOINT
     resumed = resume_if_possible(run, ckpt)
-    if lcfg.in_memory:
+    if lcfg.in_memory:  # global batches, sliced per rank after augmentation
         loader = InMemoryLoader(load_split(shard_dir, "train", size), lcfg.batch_size, shuffle=True,
                                 seed=cfg.seed, drop_last=True)
-    else:
-        loader = StreamLoader(shard_dir, "train", size, lcfg.batch_size, shuffle=True, seed=cfg.seed,
-                              workers=lcfg.workers, shuffle_buffer=lcfg.shuffle_buffer)
+    else:  # shards split across ranks, local batches
+        loader = StreamLoader(shard_dir, "train", size, lcfg.batch_size // world, shuffle=True,
+                              seed=cfg.seed, workers=lcfg.workers, shuffle_buffer=lcfg.shuffle_buffer)
     val = load_split(shard_dir, "val", size)
     probe_x = normalize(val.images[: cfg.train.probe_size]).to(run.device)
     probe_y = val.labels[: cfg.train.probe_size].to(run.device)
 
-    live = Live(str(out_dir / "live"), resume=resumed, save_dvc_exp=False, dvcyaml=None, report=None)
-    with live:
+    live = Live(str(out_dir / "live"), resume=resumed, save_dvc_exp=False, dvcyaml=None, report=None) if rank == 0 else None
+    with live or contextlib.nullcontext():
         while run.epoch < cfg.train.epochs and (stop_after is None or run.epoch < stop_after):
-            record = train_epoch(run, loader, normalize, progress)
+            record = train_epoch(run, loader, normalize, progress and rank == 0, rank, world)
             record.update({f"val_{k}": v for k, v in evaluate(
                 run.model, val.images, val.labels, normalize, batch_size=lcfg.eval_batch_size,
                 device=run.device).items()})
@@ -215,12 +251,13 @@ def train(cfg: RunConfig, shard_dir: Path, out_dir: Path, *, progress: bool = Fa
             run.scheduler.step()
             run.epoch += 1
             run.history.append(record)
-            for key, value in record.items():
-                live.log_metric(key, value, plot=key != "epoch")
-            live.next_step()
-            run.save(ckpt)
+            if live is not None:
+                for key, value in record.items():
+                    live.log_metric(key, value, plot=key != "epoch")
+                live.next_step()
+                run.save(ckpt)
     final = {"epochs": run.epoch, "config_digest": cfg.digest(), **run.history[-1]}
-    if run.epoch == cfg.train.epochs:
+    if run.epoch == cfg.train.epochs and rank == 0:
         with atomic_path(out_dir / "live" / PROBE_FILE) as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, cams=torch.stack(run.probe_cams).float().numpy(),
                                 images=val.images[:PROBE_STRIP].numpy(), labels=val.labels[:PROBE_STRIP].numpy())
@@ -228,7 +265,7 @@ def train(cfg: RunConfig, shard_dir: Path, out_dir: Path, *, progress: bool = Fa
     return final
 
 
-def train_epoch(run: Run, loader, normalize, progress: bool) -> dict:
+def train_epoch(run: Run, loader, normalize, progress: bool, rank: int = 0, world: int = 1) -> dict:
     run.model.train()
     run.method.start_epoch(run.epoch)
     loader.set_epoch(run.epoch)
@@ -239,6 +276,8 @@ def train_epoch(run: Run, loader, normalize, progress: bool) -> dict:
     for images, labels in bar:
         images = augment(images.to(run.device, non_blocking=True), gen, random_crop=aug.random_crop,
                          crop_padding=aug.crop_padding, flip=aug.flip)
+        if world > 1 and isinstance(loader, InMemoryLoader):
+            images, labels = images.chunk(world)[rank], labels.chunk(world)[rank]
         x, y = normalize(images), labels.to(run.device, non_blocking=True)
         if run.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
