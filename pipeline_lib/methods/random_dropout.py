@@ -14,30 +14,34 @@ class _RateParams(Strict):
     p: float = Field(0.5, ge=0, lt=1)
 
 
-@METHODS.register("dropout")
-class Dropout(Method):
+class _LatentDropout(Method):
+    """Applies `drop(z, params)` to the latent map in training steps."""
+
     Params = _RateParams
+
+    @staticmethod
+    def drop(z, params):
+        raise NotImplementedError
 
     def features(self, z, x, y, model):
         self.last = {"dropped_fraction": self.p.p}
-        return F.dropout(z, self.p.p, training=True)
+        return self.drop(z, self.p)
+
+
+@METHODS.register("dropout")
+class Dropout(_LatentDropout):
+    drop = staticmethod(lambda z, p: F.dropout(z, p.p, training=True))
 
 
 @METHODS.register("spatial_dropout")
-class SpatialDropout(Method):
-    Params = _RateParams
-
-    def features(self, z, x, y, model):
-        self.last = {"dropped_fraction": self.p.p}
-        return F.dropout2d(z, self.p.p, training=True)
+class SpatialDropout(_LatentDropout):
+    drop = staticmethod(lambda z, p: F.dropout2d(z, p.p, training=True))
 
 
 @METHODS.register("dropblock")
-class DropBlock(Method):
+class DropBlock(_LatentDropout):
     class Params(Strict):
         p: float = Field(0.1, ge=0, lt=1)
         block_size: int = Field(3, ge=1)
 
-    def features(self, z, x, y, model):
-        self.last = {"dropped_fraction": self.p.p}
-        return drop_block2d(z, self.p.p, min(self.p.block_size, z.shape[-1]), training=True)
+    drop = staticmethod(lambda z, p: drop_block2d(z, p.p, min(p.block_size, z.shape[-1]), training=True))

@@ -230,7 +230,7 @@ def train(cfg: RunConfig, shard_dir: Path, out_dir: Path, *, progress: bool = Fa
     resumed = resume_if_possible(run, ckpt)
     if lcfg.in_memory:  # global batches, sliced per rank after augmentation
         loader = InMemoryLoader(load_split(shard_dir, "train", size), lcfg.batch_size, shuffle=True,
-                                seed=cfg.seed, drop_last=True)
+                                seed=cfg.seed, drop_last=True, device=run.device)
     else:  # shards split across ranks, local batches
         loader = StreamLoader(shard_dir, "train", size, lcfg.batch_size // world, shuffle=True,
                               seed=cfg.seed, workers=lcfg.workers, shuffle_buffer=lcfg.shuffle_buffer)
