@@ -20,8 +20,10 @@ from stages.common import params_or_exit
 @click.option("--batch-size", type=int, default=None)
 @click.option("--steps", type=int, default=None)
 @click.option("--methods", default=None, help="comma-separated run names; default: bench.methods or train.methods")
+@click.option("--width", type=float, default=None, help="default: model.width")
+@click.option("--batch-norm/--no-batch-norm", default=None, help="default: model.batch_norm")
 @click.option("--device", default="auto")
-def main(out, arch, image_size, batch_size, steps, methods, device) -> None:
+def main(out, arch, image_size, batch_size, steps, methods, width, batch_norm, device) -> None:
     params = params_or_exit()
     b = params.bench
     names = methods.split(",") if methods else (b.methods or params.train.methods)
@@ -30,8 +32,10 @@ def main(out, arch, image_size, batch_size, steps, methods, device) -> None:
     names = ["vanilla", *names]
     arch, image_size = arch or b.architecture, image_size or b.image_size
     batch_size, steps = batch_size or b.batch_size, steps or b.steps
+    model = params.model.model_copy(update={k: v for k, v in {"width": width, "batch_norm": batch_norm}.items()
+                                            if v is not None})
     rows = benchmark(params, names, arch=arch, image_size=image_size, batch_size=batch_size,
-                     warmup=b.warmup, steps=steps, device=device)
+                     warmup=b.warmup, steps=steps, device=device, model=model)
     device_name = torch.cuda.get_device_name() if rows[0]["device"].startswith("cuda") else platform.processor() or "cpu"
     stem = f"{arch}_{image_size}px_b{batch_size}_{rows[0]['device'].split(':')[0]}"
     write_json(out / f"{stem}.json", {"device_name": device_name, "threads": torch.get_num_threads(),

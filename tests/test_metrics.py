@@ -114,3 +114,37 @@ def test_clickme_reader_round_trip(tmp_path):
     image, heatmap, label = records[0]
     assert image.shape == (4, 6, 3) and (image == [10, 20, 30]).all()
     assert np.array_equal(heatmap, heat) and label == 217
+
+
+def write_clickme(path, records) -> None:
+    """records: (RGB uint8 image, float32 heatmap, ImageNet label)."""
+    with open(path, "wb") as f:
+        for image, heat, label in records:
+            buf = io.BytesIO()
+            Image.fromarray(image).save(buf, format="PNG")
+            features = b"".join(_field(1, _field(1, name.encode()) + _field(2, feat)) for name, feat in [
+                ("image", _field(1, _field(1, buf.getvalue()))),
+                ("heatmap", _field(1, _field(1, heat.astype("<f4").tobytes()))),
+                ("label", _field(3, _field(1, _varint(label)))),
+            ])
+            example = _field(1, features)
+            f.write(struct.pack("<Q", len(example)) + b"\0" * 4 + example + b"\0" * 4)
+
+
+def test_clickme_harmonization_uses_the_records_of_our_classes(tmp_path):
+    from types import SimpleNamespace
+
+    from pipeline_lib.data.loader import Normalizer
+    from pipeline_lib.metrics.run_metrics import clickme_harmonization
+    from pipeline_lib.models import ARCHITECTURES
+
+    rng = np.random.default_rng(0)
+    records = [(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8), rng.random((40, 30)), label)
+               for label in (217, 5, 701)]  # 5 is not one of our classes
+    write_clickme(tmp_path / "val.tfrecords", records)
+    model = ARCHITECTURES.get("tinyvgg")(num_classes=2, image_size=32, width=0.25).eval()
+    p = SimpleNamespace(human_blur_sigma=10.0, top_fraction=0.1)
+    result = clickme_harmonization(model, tmp_path, [217, 701], 32, Normalizer((0.5,) * 3, (0.2,) * 3), p,
+                                   ["gradcam", "input_grad"], limit=10)
+    assert set(result) == {"gradcam", "input_grad"} and result["gradcam"]["n"] == 2
+    assert -1 <= result["input_grad"]["spearman"] <= 1

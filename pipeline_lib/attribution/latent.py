@@ -1,4 +1,4 @@
-"""Attributions at the encoder output z, the hot path of SGDrop and of the probe batch.
+"""Gradient attributions, the hot path of the methods and of the probe batch.
 
 - `latent_gradient`: d s_y / d z by autograd through the head only (the encoder is not
   differentiated), or in closed form when the head is GAP + Linear: W[y, c] / (H W).
@@ -33,6 +33,15 @@ def gradcam(head: nn.Module, z: torch.Tensor, y: torch.Tensor, closed_form: bool
     """(B, H, W) Grad-CAM maps at the latent resolution."""
     weights = latent_gradient(head, z, y, closed_form).mean(dim=(2, 3), keepdim=True)
     return (weights * z.detach()).sum(1).clamp_min(0)
+
+
+def input_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) gradient of the true-class score with respect to the input."""
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        score = model(x).gather(1, target[:, None]).sum()
+        (grad,) = torch.autograd.grad(score, x)
+    return grad
 
 
 def upsample(maps: torch.Tensor, size: int) -> torch.Tensor:

@@ -10,11 +10,9 @@
 from __future__ import annotations
 
 import torch
-from captum.attr import IntegratedGradients
 
 from pipeline_lib.attribution import ATTRIBUTIONS
-from pipeline_lib.attribution.latent import grad_x_act, gradcam, upsample
-from pipeline_lib.attribution.lrp import lrp_relevance
+from pipeline_lib.attribution.latent import grad_x_act, gradcam, input_gradient, upsample
 
 
 @ATTRIBUTIONS.register("gradcam")
@@ -31,15 +29,6 @@ def grad_x_act_map(model, x, target, **_):
     return upsample(grad_x_act(model.head, z, target).sum(1), x.shape[-1])
 
 
-def input_gradient(model, x, target) -> torch.Tensor:
-    """(B, C, H, W) gradient of the true-class score with respect to the input."""
-    with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
-        score = model(x).gather(1, target[:, None]).sum()
-        (grad,) = torch.autograd.grad(score, x)
-    return grad
-
-
 @ATTRIBUTIONS.register("input_grad")
 def input_grad_map(model, x, target, **_):
     return input_gradient(model, x, target).abs().sum(1)
@@ -47,6 +36,8 @@ def input_grad_map(model, x, target, **_):
 
 @ATTRIBUTIONS.register("integrated_gradients")
 def integrated_gradients_map(model, x, target, ig_steps: int = 16, **_):
+    from captum.attr import IntegratedGradients  # imported here: it costs every stage a second
+
     ig = IntegratedGradients(model)
     with torch.enable_grad():
         attr = ig.attribute(x.detach(), baselines=torch.zeros_like(x), target=target, n_steps=ig_steps,
@@ -56,4 +47,6 @@ def integrated_gradients_map(model, x, target, ig_steps: int = 16, **_):
 
 @ATTRIBUTIONS.register("lrp")
 def lrp_map(model, x, target, **_):
+    from pipeline_lib.attribution.lrp import lrp_relevance
+
     return lrp_relevance(model, x, target).sum(1).detach()

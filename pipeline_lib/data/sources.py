@@ -89,9 +89,11 @@ def folder_source(name: str, root: Path, params, *, split_map: dict[str, str] | 
                                 label=label_of[cls], boxes=boxes.get(ident))
 
     names = [class_names.get(c, c) for c in classes] if class_names else classes
+    meta = {"root": str(root), "folders": classes}
+    if all(c in IMAGENET_INDEX for c in classes):
+        meta["imagenet_index"] = [IMAGENET_INDEX[c] for c in classes]
     return Source(name=name, classes=names, splits=["train", "val", "test"], mean=mean, std=std,
-                  read=read, human_map=human_map if boxes else "none",
-                  meta={"root": str(root), "folders": classes})
+                  read=read, human_map=human_map if boxes else "none", meta=meta)
 
 
 def _assign_splits(entries, split_map, params) -> dict[str, str]:
@@ -108,6 +110,12 @@ def _assign_splits(entries, split_map, params) -> dict[str, str]:
         mapped.update({p: "val" for p in val})
     return mapped
 
+
+# ImageNet class index of each Imagenette folder (to match ClickMe's ImageNet labels).
+IMAGENET_INDEX = {
+    "n01440764": 0, "n02102040": 217, "n02979186": 482, "n03000684": 491, "n03028079": 497,
+    "n03394916": 566, "n03417042": 569, "n03425413": 571, "n03445777": 574, "n03888257": 701,
+}
 
 IMAGENETTE_NAMES = {
     "n01440764": "tench", "n02102040": "English springer", "n02979186": "cassette player",

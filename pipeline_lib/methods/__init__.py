@@ -39,6 +39,10 @@ class Method:
         self.last: dict[str, float] = {}  # per-step statistics, logged as epoch means
         self.extra_modules = nn.ModuleDict()  # trained with the model (SGQN's auxiliary head)
 
+    def to(self, device: torch.device) -> "Method":
+        self.extra_modules.to(device)
+        return self
+
     def start_epoch(self, epoch: int) -> None:
         pass
 

@@ -18,7 +18,6 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from pipeline_lib.attribution.lrp import lrp_relevance
 from pipeline_lib.config import Strict
 from pipeline_lib.methods import METHODS, Method
 
@@ -58,6 +57,8 @@ class RelDrop(Method):
         top_k: int = Field(10, ge=1)
 
     def input(self, x, y, model):
+        from pipeline_lib.attribution.lrp import lrp_relevance  # zennit only where LRP is used
+
         relevance = minmax(lrp_relevance(model, x, y).sum(1))
         if self.p.variant == "pixel":
             drop = pixel_mask(relevance, self.p.alpha, self.p.beta)

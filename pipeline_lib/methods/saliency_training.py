@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from pipeline_lib.attribution.maps import input_gradient
+from pipeline_lib.attribution.latent import input_gradient
 from pipeline_lib.config import Strict
 from pipeline_lib.methods import METHODS, Method
 

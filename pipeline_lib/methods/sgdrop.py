@@ -75,6 +75,12 @@ class SGDrop(Method):
             self.ema.eval()
         self.rho = 0.0
 
+    def to(self, device):
+        super().to(device)
+        if self.ema is not None:
+            self.ema.to(device)
+        return self
+
     def start_epoch(self, epoch: int) -> None:
         p = self.p
         self.rho = rho_at(epoch, self.epochs, schedule=p.schedule, rho=p.rho, rho_start=p.rho_start,

@@ -37,12 +37,17 @@ def top_region(m: np.ndarray, fraction: float) -> np.ndarray:
     return region.reshape(m.shape)
 
 
-def harmonization(saliency: torch.Tensor, human: torch.Tensor, *, sigma_at_224: float = 10.0,
-                  top_fraction: float = 0.1) -> dict[str, float]:
+def blurred(human: torch.Tensor, sigma_at_224: float) -> np.ndarray:
+    """(N, H, W) human maps blurred as harmonization compares them; compute once, reuse per method."""
+    return np.stack([blur(h, sigma_at_224) for h in human.float().cpu().numpy()])
+
+
+def harmonization(saliency: torch.Tensor, human: torch.Tensor | np.ndarray, *, sigma_at_224: float = 10.0,
+                  top_fraction: float = 0.1, already_blurred: bool = False) -> dict[str, float]:
     """Maps are (N, H, W) at the same resolution."""
     rhos, dices, ious = [], [], []
-    for s, h in zip(saliency.float().cpu().numpy(), human.float().cpu().numpy()):
-        h = blur(h, sigma_at_224)
+    human = human if already_blurred else blurred(torch.as_tensor(human), sigma_at_224)
+    for s, h in zip(saliency.float().cpu().numpy(), human):
         rhos.append(spearman(s, h))
         a, b = top_region(s, top_fraction), top_region(h, top_fraction)
         inter = (a & b).sum()

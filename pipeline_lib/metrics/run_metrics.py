@@ -5,6 +5,8 @@
 - per attribution method (from the attribute stage's maps): area ratio, hit ratio (whole region
   and largest component), harmonization (Spearman / ceiling, Dice and IoU of the top regions)
   against the human-map proxy;
+- with `evaluate.clickme_root`, harmonization against ClickMe maps for the dataset's ImageNet
+  classes (then the human map reported is "ClickMe");
 - Grad-CAM hit ratio on the boxed images of every split, each reported separately;
 - neuron coverage, occlusion robustness, and the probe's area ratio over the epochs.
 """
@@ -15,14 +17,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from pipeline_lib.attribution import attribute
 from pipeline_lib.attribution.extract import load_maps
 from pipeline_lib.data.loader import Normalizer, load_split
 from pipeline_lib.data.shards import read_manifest
 from pipeline_lib.metrics.accuracy import evaluate
+from pipeline_lib.metrics.clickme import read_clickme
 from pipeline_lib.metrics.coverage import neuron_coverage
-from pipeline_lib.metrics.harmonization import box_masks, harmonization
+from pipeline_lib.metrics.harmonization import blurred, box_masks, harmonization
 from pipeline_lib.metrics.localization import area_ratio, hit_ratio
 from pipeline_lib.metrics.occlusion import occlusion_curves
 
@@ -39,6 +43,7 @@ def attribution_metrics(maps: dict[str, np.ndarray], keys: list[str], data, p) -
     index = {k: i for i, k in enumerate(data.keys)}
     rows = [index[k] for k in keys]
     human, proxy = human_maps(data, data.images.shape[-1])
+    human = blurred(human[rows], p.human_blur_sigma) if human is not None else None
     out = {}
     for name, m in maps.items():
         t = torch.from_numpy(m.astype(np.float32))
@@ -47,17 +52,39 @@ def attribution_metrics(maps: dict[str, np.ndarray], keys: list[str], data, p) -
         entry = {"area_ratio": float(area_ratio(t, p.area_threshold).mean()),
                  "hit_whole": hits["whole"], "hit_largest": hits["largest_component"], "hit_n": hits["n"]}
         if human is not None:
-            h = harmonization(t, human[rows], sigma_at_224=p.human_blur_sigma, top_fraction=p.top_fraction)
+            h = harmonization(t, human, top_fraction=p.top_fraction, already_blurred=True)
             entry.update({"harmonization": h["score"], "spearman": h["spearman"], "dice_top": h["dice_top"],
                           "iou_top": h["iou_top"]})
         out[name] = entry
     return out, proxy
 
 
-def gradcam_maps(model, images, labels, normalize, device, batch_size: int = 128) -> torch.Tensor:
-    return torch.cat([attribute("gradcam", model, normalize(images[i : i + batch_size].to(device)),
+def saliency(model, images, labels, normalize, device, method: str = "gradcam", batch_size: int = 128) -> torch.Tensor:
+    return torch.cat([attribute(method, model, normalize(images[i : i + batch_size].to(device)),
                                 labels[i : i + batch_size].to(device)).cpu()
                       for i in range(0, len(labels), batch_size)])
+
+
+def clickme_harmonization(model, clickme_root: Path, imagenet_index: list[int], size: int, normalize, p,
+                          methods: list[str], limit: int) -> dict:
+    """Harmonization against ClickMe human maps, on the ClickMe images of the dataset's own classes."""
+    ours = {c: i for i, c in enumerate(imagenet_index)}
+    images, human, labels = [], [], []
+    for path in sorted(Path(clickme_root).glob("*.tfrecord*")):
+        for image, heatmap, label in read_clickme(path):
+            if label not in ours or len(labels) >= limit:
+                continue
+            image = torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float()
+            images.append(F.interpolate(image, size=(size, size), mode="bilinear").round().clamp(0, 255).to(torch.uint8)[0])
+            human.append(F.interpolate(torch.from_numpy(heatmap.astype(np.float32))[None, None], size=(size, size),
+                                       mode="bilinear")[0, 0])
+            labels.append(ours[label])
+    if not labels:
+        return {}
+    x, human, y = torch.stack(images), torch.stack(human), torch.tensor(labels)
+    device = next(model.parameters()).device
+    return {m: harmonization(saliency(model, x, y, normalize, device, m), human, sigma_at_224=p.human_blur_sigma,
+                             top_fraction=p.top_fraction) for m in methods}
 
 
 def probe_history(live_dir: Path) -> list[float]:
@@ -80,12 +107,17 @@ def run_metrics(model, cfg, shard_dir: Path, p, attribute_split: str, max_images
 
     maps, keys = load_maps(cfg.run_dir / "attributions.npz")
     result["attribution"], result["human_map"] = attribution_metrics(maps, keys, splits[attribute_split], p)
+    if p.clickme_root and "imagenet_index" in manifest["meta"]:
+        clickme = clickme_harmonization(model, Path(p.clickme_root), manifest["meta"]["imagenet_index"], size,
+                                        normalize, p, list(maps), max_images)
+        if clickme:
+            result["harmonization_clickme"], result["human_map"] = clickme, "ClickMe"
 
     result["hit_by_split"] = {}
     for s, d in splits.items():
         boxed = [i for i, b in enumerate(d.boxes) if b][:max_images]
         if boxed:
-            cams = gradcam_maps(model, d.images[boxed], d.labels[boxed], normalize, device)
+            cams = saliency(model, d.images[boxed], d.labels[boxed], normalize, device)
             result["hit_by_split"][s] = hit_ratio(cams, [d.boxes[i] for i in boxed], p.area_threshold, p.iou_threshold)
 
     test = splits["test"]
@@ -96,7 +128,7 @@ def run_metrics(model, cfg, shard_dir: Path, p, attribute_split: str, max_images
 
     n_occ = min(len(test), max_images)
     x, y = normalize(test.images[:n_occ].to(device)), test.labels[:n_occ].to(device)
-    cams = gradcam_maps(model, test.images[:n_occ], test.labels[:n_occ], normalize, device).to(device)
+    cams = saliency(model, test.images[:n_occ], test.labels[:n_occ], normalize, device).to(device)
     result["occlusion"] = occlusion_curves(model, x, y, cams, patch=p.occlusion_patch,
                                            fractions=p.occlusion_fractions, seed=cfg.seed)
 

@@ -17,13 +17,15 @@ from pipeline_lib.training.loop import build_run, train_step
 
 
 def benchmark(params: Params, methods: list[str], *, arch: str, image_size: int, batch_size: int,
-              warmup: int, steps: int, num_classes: int = 10, device: str = "auto") -> list[dict]:
+              warmup: int, steps: int, num_classes: int = 10, device: str = "auto", model=None) -> list[dict]:
+    """`model` overrides params.model (width, batch norm) for this benchmark."""
     train_cfg = params.train.model_copy(update={"device": device})
+    model = model or params.model
     loader = params.loader.model_copy(update={"image_size": image_size, "batch_size": batch_size})
     runs = {}
     for name in methods:
         cfg = RunConfig(arch=arch, method=params.method_spec(name), seed=0, data=params.data, loader=loader,
-                        model=params.model, train=train_cfg)
+                        model=model, train=train_cfg)
         run = build_run(cfg, num_classes, image_size)
         run.method.start_epoch(0 if "curriculum" not in name else train_cfg.epochs - 1)
         runs[name] = run

@@ -147,13 +147,12 @@ def build_run(cfg: RunConfig, num_classes: int, image_size: int) -> Run:
     method = build_method(cfg.method, model=model, num_classes=num_classes, image_size=image_size,
                           epochs=cfg.train.epochs)
     model.to(device)
-    method.extra_modules.to(device)
-    if getattr(method, "ema", None) is not None:
-        method.ema.to(device)
+    method.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    if cfg.train.compile:
-        model.compile()  # in place: state_dict keys, hooks and checkpoints stay as they are
+    if cfg.train.compile:  # in place, so state_dict keys and checkpoints stay as they are
+        model.encoder.compile()  # the training step calls encoder and head, not model.forward
+        model.head.compile()
     optimizer = build_optimizer(list(model.parameters()) + list(method.extra_modules.parameters()), cfg.train)
     return Run(cfg, model, method, optimizer, build_scheduler(optimizer, cfg.train), device)
 
