@@ -19,22 +19,42 @@ import numpy as np
 import torch
 import webdataset as wds
 from PIL import Image
+from torchvision.io import ImageReadMode, decode_jpeg
 
 from pipeline_lib.data.shards import read_manifest, shard_urls
 
 IMAGE_KEYS = ("png", "jpg")
 
 
+FAST_JPEG_MIN_SIZE = 128  # below this target size, PIL's reduced-scale JPEG decoding wins
+
+
 def decode_image(data: bytes, size: int) -> torch.Tensor:
-    """Encoded image to uint8 (3, size, size). JPEG draft mode lets libjpeg decode at a reduced
-    scale when the target is much smaller, which is most of the cost at 64 pixels."""
+    """Encoded image to uint8 (3, size, size).
+
+    For targets of at least FAST_JPEG_MIN_SIZE pixels, JPEGs go through torchvision's
+    libjpeg-turbo decoder (about twice as fast as PIL at full scale, measured). Smaller targets
+    go through PIL's draft mode, which lets libjpeg decode at a reduced DCT scale (most of the
+    cost saved at 64 pixels); so do other formats and JPEGs that libjpeg-turbo rejects.
+    Resizing is bilinear with antialiasing either way."""
+    if size >= FAST_JPEG_MIN_SIZE and data[:2] == b"\xff\xd8":
+        try:
+            image = decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+        except RuntimeError:
+            image = None
+        if image is not None:
+            if image.shape[-2:] != (size, size):
+                image = torch.nn.functional.interpolate(image[None].float(), size=(size, size), mode="bilinear",
+                                                        antialias=True, align_corners=False)[0]
+                image = image.round().clamp(0, 255).to(torch.uint8)
+            return image
     with Image.open(io.BytesIO(data)) as im:
         if im.format == "JPEG":
             im.draft("RGB", (size, size))
         im = im.convert("RGB")
         if im.size != (size, size):
             im = im.resize((size, size), Image.BILINEAR)
-        return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1)
+        return torch.from_numpy(np.array(im)).permute(2, 0, 1)
 
 
 def decode_mask(data: bytes, size: int) -> torch.Tensor:
