@@ -7,7 +7,7 @@ import click
 
 from pipeline_lib.attribution.extract import extract_maps, save_maps
 from pipeline_lib.config import RunConfig
-from pipeline_lib.data.loader import Normalizer, load_split
+from pipeline_lib.data.loader import Normalizer, load_split, with_ground_truth_first
 from pipeline_lib.io import read_json
 from pipeline_lib.reporting.overlay import overlay_grid
 from pipeline_lib.training.loop import load_trained
@@ -22,7 +22,7 @@ def main(config_file: Path, shards: Path) -> None:
     cfg = RunConfig(**read_json(config_file))
     model = load_trained(cfg, shards)
     device = next(model.parameters()).device
-    data = load_split(shards, params.split, cfg.loader.image_size, limit=params.max_images)
+    data = with_ground_truth_first(load_split(shards, params.split, cfg.loader.image_size), params.max_images)
     maps = extract_maps(model, data.images, data.labels, Normalizer.from_manifest(shards), params.methods,
                         device=device, ig_steps=params.ig_steps)
     save_maps(cfg.run_dir / "attributions.npz", maps, data.keys, data.labels.numpy())

@@ -148,3 +148,23 @@ def test_clickme_harmonization_uses_the_records_of_our_classes(tmp_path):
                                    ["gradcam", "input_grad"], limit=10)
     assert set(result) == {"gradcam", "input_grad"} and result["gradcam"]["n"] == 2
     assert -1 <= result["input_grad"]["spearman"] <= 1
+
+
+def test_harmonization_and_hits_use_only_images_with_ground_truth():
+    from types import SimpleNamespace
+
+    from pipeline_lib.data.loader import SplitData, with_ground_truth_first
+    from pipeline_lib.metrics.run_metrics import attribution_metrics
+
+    boxes = [None, [[0.0, 0.0, 0.5, 0.5]], None, [[0.5, 0.5, 1.0, 1.0]]]
+    data = SplitData(images=torch.zeros(4, 3, 8, 8, dtype=torch.uint8), labels=torch.zeros(4, dtype=torch.long),
+                     keys=list("abcd"), boxes=boxes, masks=None)
+    first = with_ground_truth_first(data, 3)
+    assert first.keys == ["b", "d", "a"]
+    maps = torch.zeros(4, 8, 8)
+    maps[1, :4, :4] = 1.0  # exactly on b's box
+    maps[3, 4:, 4:] = 1.0  # exactly on d's box
+    p = SimpleNamespace(area_threshold=0.5, iou_threshold=0.5, human_blur_sigma=0.0, top_fraction=0.25)
+    out, proxy = attribution_metrics({"m": maps.numpy()}, list("abcd"), data, p)
+    assert proxy == "bounding-box masks" and out["m"]["hit_n"] == 2 and out["m"]["hit_largest"] == 1.0
+    assert out["m"]["harmonization_n"] == 2 and out["m"]["spearman"] == pytest.approx(1.0)

@@ -112,6 +112,15 @@ def load_split(shard_dir: str | Path, split: str, size: int, limit: int | None =
     )
 
 
+def with_ground_truth_first(data: SplitData, limit: int) -> SplitData:
+    """Up to `limit` images, those with boxes or masks first (in split order), so that the
+    metrics that need ground truth see as many such images as the budget allows."""
+    has = [data.masks is not None or bool(b) for b in data.boxes]
+    order = ([i for i, h in enumerate(has) if h] + [i for i, h in enumerate(has) if not h])[:limit]
+    return SplitData(images=data.images[order], labels=data.labels[order], keys=[data.keys[i] for i in order],
+                     boxes=[data.boxes[i] for i in order], masks=data.masks[order] if data.masks is not None else None)
+
+
 class Normalizer:
     """uint8 images to normalised floats, on whatever device the batch is on."""
 

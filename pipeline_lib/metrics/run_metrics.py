@@ -31,19 +31,23 @@ from pipeline_lib.metrics.localization import area_ratio, hit_ratio
 from pipeline_lib.metrics.occlusion import occlusion_curves
 
 
-def human_maps(data, size: int) -> tuple[torch.Tensor | None, str]:
+def human_maps(data, size: int) -> tuple[torch.Tensor | None, list[bool], str]:
+    """The human-map proxy, which images have one, and its name."""
     if data.masks is not None:
-        return data.masks.float(), "object masks (ground truth)"
+        return data.masks.float(), [True] * len(data), "object masks (ground truth)"
     if any(data.boxes):
-        return box_masks(data.boxes, size), "bounding-box masks"
-    return None, "none"
+        return box_masks(data.boxes, size), [bool(b) for b in data.boxes], "bounding-box masks"
+    return None, [False] * len(data), "none"
 
 
 def attribution_metrics(maps: dict[str, np.ndarray], keys: list[str], data, p) -> tuple[dict, str]:
+    """Area ratio over all attributed images; hit ratio and harmonization over those with ground truth."""
     index = {k: i for i, k in enumerate(data.keys)}
     rows = [index[k] for k in keys]
-    human, proxy = human_maps(data, data.images.shape[-1])
-    human = blurred(human[rows], p.human_blur_sigma) if human is not None else None
+    human, has_human, proxy = human_maps(data, data.images.shape[-1])
+    with_human = [j for j, i in enumerate(rows) if has_human[i]]
+    if with_human:
+        human = blurred(human[[rows[j] for j in with_human]], p.human_blur_sigma)
     out = {}
     for name, m in maps.items():
         t = torch.from_numpy(m.astype(np.float32))
@@ -51,10 +55,10 @@ def attribution_metrics(maps: dict[str, np.ndarray], keys: list[str], data, p) -
         hits = hit_ratio(t, boxes, p.area_threshold, p.iou_threshold)
         entry = {"area_ratio": float(area_ratio(t, p.area_threshold).mean()),
                  "hit_whole": hits["whole"], "hit_largest": hits["largest_component"], "hit_n": hits["n"]}
-        if human is not None:
-            h = harmonization(t, human, top_fraction=p.top_fraction, already_blurred=True)
+        if with_human:
+            h = harmonization(t[with_human], human, top_fraction=p.top_fraction, already_blurred=True)
             entry.update({"harmonization": h["score"], "spearman": h["spearman"], "dice_top": h["dice_top"],
-                          "iou_top": h["iou_top"]})
+                          "iou_top": h["iou_top"], "harmonization_n": h["n"]})
         out[name] = entry
     return out, proxy
 
