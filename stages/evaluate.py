@@ -18,8 +18,9 @@ from stages.common import params_or_exit
 def main(config_file: Path, shards: Path) -> None:
     params = params_or_exit()
     cfg = RunConfig(**read_json(config_file))
-    metrics = run_metrics(load_trained(cfg, shards), cfg, shards, params.evaluate,
-                          params.attribute.split, params.attribute.max_images)
+    model, method = load_trained(cfg, shards, with_method=True)
+    metrics = run_metrics(model, cfg, shards, params.evaluate, params.attribute.split,
+                          params.attribute.max_images, method)
     write_json(cfg.run_dir / "metrics.json", metrics)
     acc = metrics["accuracy"]
     click.echo(f"{cfg.run_dir}: test {acc['test']:.3f}, gap {metrics['gap']:+.3f}, Grad-CAM area ratio "

@@ -9,6 +9,7 @@ from PIL import Image
 from scipy.stats import spearmanr
 from torch import nn
 
+from pipeline_lib.methods import Method
 from pipeline_lib.metrics.clickme import read_clickme
 from pipeline_lib.metrics.coverage import neuron_coverage
 from pipeline_lib.metrics.harmonization import HUMAN_CEILING, harmonization, spearman
@@ -168,3 +169,38 @@ def test_harmonization_and_hits_use_only_images_with_ground_truth():
     out, proxy = attribution_metrics({"m": maps.numpy()}, list("abcd"), data, p)
     assert proxy == "bounding-box masks" and out["m"]["hit_n"] == 2 and out["m"]["hit_largest"] == 1.0
     assert out["m"]["harmonization_n"] == 2 and out["m"]["spearman"] == pytest.approx(1.0)
+
+
+class _MaskReader(torch.nn.Module):
+    """Sees only ones, so the image tells nothing; predicts the channel that was zeroed."""
+
+    def __init__(self, classes):
+        super().__init__()
+        self.classes = classes
+        self.encoder = torch.nn.Conv2d(3, classes, 1)  # a parameter, so the metric finds the device
+        self.head = lambda z: -z.mean(dim=(2, 3)) + 1e-3 * torch.arange(self.classes)
+
+    def forward(self, x):
+        return self.head(self.encoder(x))
+
+
+class _LabelChannelDrop(Method):
+    def features(self, z, x, y, model):
+        return z * (1 - torch.nn.functional.one_hot(y, z.shape[1]).float()[:, :, None, None])
+
+
+def test_mask_leakage_tells_a_mask_reading_model_from_an_image_reading_one():
+    from pipeline_lib.metrics.leakage import mask_leakage
+
+    classes, n = 5, 40
+    model = _MaskReader(classes)
+    model.encoder.weight.data.zero_()
+    model.encoder.bias.data.fill_(1.0)
+    images, labels = torch.zeros(n, 3, 4, 4, dtype=torch.uint8), torch.arange(n) % classes
+    args = dict(num_classes=classes, batch_size=16)
+    leaky = mask_leakage(model, _LabelChannelDrop(Method.Params(), model=model, num_classes=classes,
+                                                  image_size=4, epochs=1), images, labels, lambda x: x.float(), **args)
+    assert leaky["masked_true"] == 1.0 and leaky["follows_wrong"] == 1.0 and leaky["unmasked"] == pytest.approx(0.2)
+    clean = mask_leakage(model, Method(Method.Params(), model=model, num_classes=classes, image_size=4, epochs=1),
+                         images, labels, lambda x: x.float(), **args)
+    assert clean["masked_true"] == clean["unmasked"] and clean["follows_wrong"] < 0.5

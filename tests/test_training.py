@@ -54,3 +54,15 @@ def test_logs_every_epoch_with_dvclive(tiny_shards, in_tmp):
         rows = (in_tmp / "r" / "live" / "plots" / "metrics" / f"{name}.tsv").read_text().splitlines()
         assert len(rows) == 3, name  # header + 2 epochs
     assert 0 <= final["probe_area_ratio"] <= 1
+
+
+def test_checkpoint_every_n_epochs_saves_the_last_and_resumes_identically(tiny_shards, in_tmp):
+    cfg = run_configs(tiny_params(train={"methods": ["sgdrop"], "epochs": 3, "checkpoint_every": 2}))[0]
+    train(cfg, tiny_shards, in_tmp / "straight")
+    train(cfg, tiny_shards, in_tmp / "killed", stop_after=1)
+    assert not (in_tmp / "killed" / CHECKPOINT).exists()
+    train(cfg, tiny_shards, in_tmp / "killed", stop_after=2)
+    assert torch.load(in_tmp / "killed" / CHECKPOINT, weights_only=False)["epoch"] == 2
+    train(cfg, tiny_shards, in_tmp / "killed")
+    a, b = weights(in_tmp / "straight" / CHECKPOINT), weights(in_tmp / "killed" / CHECKPOINT)
+    assert all(torch.equal(a[k], b[k]) for k in a)

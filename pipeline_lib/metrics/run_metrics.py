@@ -8,7 +8,9 @@
 - with `evaluate.clickme_root`, harmonization against ClickMe maps for the dataset's ImageNet
   classes (then the human map reported is "ClickMe");
 - Grad-CAM hit ratio on the boxed images of every split, each reported separately;
-- neuron coverage, occlusion robustness, and the probe's area ratio over the epochs.
+- neuron coverage, occlusion robustness, and the probe's area ratio over the epochs;
+- for methods that transform the latent map in training (`Method.features`), label leakage
+  through their mask (`pipeline_lib.metrics.leakage`), on up to 1,024 test images.
 """
 from __future__ import annotations
 
@@ -23,10 +25,12 @@ from pipeline_lib.attribution import attribute
 from pipeline_lib.attribution.extract import load_maps
 from pipeline_lib.data.loader import Normalizer, load_split
 from pipeline_lib.data.shards import read_manifest
+from pipeline_lib.methods import Method
 from pipeline_lib.metrics.accuracy import evaluate
 from pipeline_lib.metrics.clickme import read_clickme
 from pipeline_lib.metrics.coverage import neuron_coverage
 from pipeline_lib.metrics.harmonization import blurred, box_masks, harmonization
+from pipeline_lib.metrics.leakage import mask_leakage
 from pipeline_lib.metrics.localization import area_ratio, hit_ratio
 from pipeline_lib.metrics.occlusion import occlusion_curves
 
@@ -99,7 +103,11 @@ def probe_history(live_dir: Path) -> list[float]:
         return [float(r["probe_area_ratio"]) for r in csv.DictReader(f, delimiter="\t")]
 
 
-def run_metrics(model, cfg, shard_dir: Path, p, attribute_split: str, max_images: int) -> dict:
+LEAKAGE_IMAGES = 1024
+
+
+def run_metrics(model, cfg, shard_dir: Path, p, attribute_split: str, max_images: int,
+                method: Method | None = None) -> dict:
     device = next(model.parameters()).device
     manifest = read_manifest(shard_dir)
     normalize = Normalizer(manifest["mean"], manifest["std"])
@@ -135,6 +143,12 @@ def run_metrics(model, cfg, shard_dir: Path, p, attribute_split: str, max_images
     cams = saliency(model, test.images[:n_occ], test.labels[:n_occ], normalize, device).to(device)
     result["occlusion"] = occlusion_curves(model, x, y, cams, patch=p.occlusion_patch,
                                            fractions=p.occlusion_fractions, seed=cfg.seed)
+
+    if method is not None and type(method).features is not Method.features:
+        n = min(len(test), LEAKAGE_IMAGES)
+        result["mask_leakage"] = mask_leakage(model, method, test.images[:n], test.labels[:n], normalize,
+                                              num_classes=len(manifest["classes"]),
+                                              batch_size=cfg.loader.eval_batch_size, seed=cfg.seed)
 
     history = probe_history(cfg.run_dir / "live")
     result["attention_over_training"] = {

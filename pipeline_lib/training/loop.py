@@ -2,7 +2,7 @@
 
 - Adam or SGD (momentum, Nesterov) with weight decay; constant, step or cosine schedule per epoch.
 - bf16 autocast and channels_last on a GPU; deterministic algorithms on a CPU.
-- A checkpoint after every epoch, written atomically; a run finds its checkpoint and resumes
+- A checkpoint after every epoch (or every `train.checkpoint_every`), written atomically; a run finds its checkpoint and resumes
   (model, optimizer, schedule, method state such as the EMA, and RNG states), so a killed run
   ends with the same weights as an uninterrupted one. A checkpoint made with other params is
   ignored, never resumed.
@@ -143,13 +143,13 @@ class Run:
 def build_run(cfg: RunConfig, num_classes: int, image_size: int) -> Run:
     seed_everything(cfg.seed)
     device = select_device(cfg.train.device)
-    model = build_model(cfg.arch, num_classes, image_size, cfg.model)
-    method = build_method(cfg.method, model=model, num_classes=num_classes, image_size=image_size,
-                          epochs=cfg.train.epochs)
-    model.to(device)
-    method.to(device)
+    model = build_model(cfg.arch, num_classes, image_size, cfg.model).to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
+    # after the move, so that copies a method makes (SGDrop's EMA) are channels_last too
+    method = build_method(cfg.method, model=model, num_classes=num_classes, image_size=image_size,
+                          epochs=cfg.train.epochs)
+    method.to(device)
     if cfg.train.compile:  # in place, so state_dict keys and checkpoints stay as they are
         model.encoder.compile()  # the training step calls encoder and head, not model.forward
         model.head.compile()
@@ -254,7 +254,8 @@ def train(cfg: RunConfig, shard_dir: Path, out_dir: Path, *, progress: bool = Fa
                 for key, value in record.items():
                     live.log_metric(key, value, plot=key != "epoch")
                 live.next_step()
-                run.save(ckpt)
+                if run.epoch % cfg.train.checkpoint_every == 0 or run.epoch == cfg.train.epochs:
+                    run.save(ckpt)
     final = {"epochs": run.epoch, "config_digest": cfg.digest(), **run.history[-1]}
     if run.epoch == cfg.train.epochs and rank == 0:
         with atomic_path(out_dir / "live" / PROBE_FILE) as tmp, open(tmp, "wb") as f:
@@ -272,6 +273,7 @@ def train_epoch(run: Run, loader, normalize, progress: bool, rank: int = 0, worl
     aug = run.cfg.loader.augment
     losses, correct, seen, step_ms, stats = [], 0, 0, [], {}
     bar = tqdm(loader, desc=f"epoch {run.epoch + 1}/{run.cfg.train.epochs}", disable=not progress, leave=False)
+    epoch_start = time.perf_counter()
     for images, labels in bar:
         images = augment(images.to(run.device, non_blocking=True), gen, random_crop=aug.random_crop,
                          crop_padding=aug.crop_padding, flip=aug.flip)
@@ -294,16 +296,20 @@ def train_epoch(run: Run, loader, normalize, progress: bool, rank: int = 0, worl
     return {
         "epoch": run.epoch + 1, "train_loss": float(np.mean(losses)), "train_acc": correct / seen,
         "lr": run.optimizer.param_groups[0]["lr"], "step_ms": statistics.median(step_ms),
+        # loader included: against step_ms, says whether data loading keeps up with the GPU
+        "train_images_per_s": seen / (time.perf_counter() - epoch_start),
         "rho": float(np.mean(stats.pop("rho", [0.0]))),
         "dropped_fraction": float(np.mean(stats.pop("dropped_fraction", [0.0]))),
         **{k: float(np.mean(v)) for k, v in stats.items() if all(map(math.isfinite, v))},
     }
 
 
-def load_trained(cfg: RunConfig, shard_dir: Path, device: torch.device | None = None) -> SplitModel:
-    """The final model of a finished run, in evaluation mode."""
-    manifest = read_manifest(shard_dir)
-    model = build_model(cfg.arch, len(manifest["classes"]), cfg.loader.image_size, cfg.model)
+def load_trained(cfg: RunConfig, shard_dir: Path, device: torch.device | None = None, *,
+                 with_method: bool = False) -> SplitModel | tuple[SplitModel, Method]:
+    """The final model of a finished run, in evaluation mode; with `with_method`, also the
+    method in its final state (SGDrop's EMA, the last epoch's rho)."""
+    num_classes = len(read_manifest(shard_dir)["classes"])
+    model = build_model(cfg.arch, num_classes, cfg.loader.image_size, cfg.model)
     path = cfg.run_dir / CHECKPOINT
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: train the run first (dvc repro train)")
@@ -311,4 +317,12 @@ def load_trained(cfg: RunConfig, shard_dir: Path, device: torch.device | None = 
     if state["epoch"] < cfg.train.epochs:
         raise RuntimeError(f"{path} holds epoch {state['epoch']} of {cfg.train.epochs}: the run is unfinished")
     model.load_state_dict(state["model"])
-    return model.to(device or select_device(cfg.train.device)).eval()
+    device = device or select_device(cfg.train.device)
+    model = model.to(device).eval()
+    if not with_method:
+        return model
+    method = build_method(cfg.method, model=model, num_classes=num_classes, image_size=cfg.loader.image_size,
+                          epochs=cfg.train.epochs)
+    method.load_state_dict(state["method"])
+    method.to(device).start_epoch(cfg.train.epochs - 1)
+    return model, method
