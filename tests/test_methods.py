@@ -9,7 +9,7 @@ from pipeline_lib.methods.excitation_dropout import contrastive_mwp, retain_prob
 from pipeline_lib.methods.focused_dropout import FocusedDropout, focused_mask
 from pipeline_lib.methods.reldrop import block_mask, pixel_mask
 from pipeline_lib.methods.saliency_training import lowest_saliency_mask
-from pipeline_lib.models import ARCHITECTURES
+from pipeline_lib.models import ARCHITECTURES, build_model
 from pipeline_lib.training.loop import build_run, train_step
 from pipeline_lib.config import RunConfig
 from tests.conftest import tiny_params
@@ -36,6 +36,15 @@ def test_method_trains_on_a_vgg_and_a_resnet(method, arch):
     loss, logits = train_step(run, x, y)
     assert torch.isfinite(loss) and logits.shape == (6, 4)
     assert any(not torch.equal(b, p) for b, p in zip(before, run.model.parameters()))
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_method_builds_on_a_model_already_on_its_device(method):
+    """build_run moves the model first (the GPU path): a method probing the encoder must probe it
+    on the encoder's device. The meta device stands in for a GPU on the CPU."""
+    params = tiny_params(train={"methods": [method]})
+    model = build_model("tinyvgg", 4, 32, params.model).to("meta")
+    build_method(params.method_spec(method), model=model, num_classes=4, image_size=32, epochs=2)
 
 
 # --- Excitation Dropout --------------------------------------------------------------------------

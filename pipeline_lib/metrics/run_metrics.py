@@ -10,7 +10,7 @@
 - Grad-CAM hit ratio on the boxed images of every split, each reported separately;
 - neuron coverage, occlusion robustness, and the probe's area ratio over the epochs;
 - for methods that transform the latent map in training (`Method.features`), label leakage
-  through their mask (`pipeline_lib.metrics.leakage`), on up to 1,024 test images.
+  through their mask (`pipeline_lib.metrics.leakage`), on up to 1,024 random test images.
 """
 from __future__ import annotations
 
@@ -145,8 +145,9 @@ def run_metrics(model, cfg, shard_dir: Path, p, attribute_split: str, max_images
                                            fractions=p.occlusion_fractions, seed=cfg.seed)
 
     if method is not None and type(method).features is not Method.features:
-        n = min(len(test), LEAKAGE_IMAGES)
-        result["mask_leakage"] = mask_leakage(model, method, test.images[:n], test.labels[:n], normalize,
+        # a random subset: splits are stored class by class, so their first images are few classes
+        pick = torch.randperm(len(test), generator=torch.Generator().manual_seed(cfg.seed))[:LEAKAGE_IMAGES]
+        result["mask_leakage"] = mask_leakage(model, method, test.images[pick], test.labels[pick], normalize,
                                               num_classes=len(manifest["classes"]),
                                               batch_size=cfg.loader.eval_batch_size, seed=cfg.seed)
 

@@ -64,7 +64,8 @@ def latent_shape(encoder: nn.Module, image_size: int) -> torch.Size:
     encoder.eval()
     try:
         with torch.no_grad():
-            return encoder(torch.zeros(1, 3, image_size, image_size))[0].shape
+            device = next(encoder.parameters()).device
+            return encoder(torch.zeros(1, 3, image_size, image_size, device=device))[0].shape
     finally:
         encoder.train(was_training)
 
