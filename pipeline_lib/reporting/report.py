@@ -147,6 +147,21 @@ def build_report(col: Collection, *, study_methods: list[str], out: Path, shard_
                             "Grad-CAM) are replaced by the mean; random patches as reference.",
                             [("occlusion AUC", t)], figures.occlusion_curves(curves, fig_dir / "occlusion_curves") if curves else []))
 
+    leak_columns = {"unmasked": "metrics.mask_leakage.unmasked", "masked, true label": "metrics.mask_leakage.masked_true",
+                    "follows a wrong-label mask": "metrics.mask_leakage.follows_wrong"}
+    if all(c in runs for c in leak_columns.values()):
+        leak = runs.dropna(subset=list(leak_columns.values()))
+        s = Section("Label leakage through the training mask",
+                    "Test accuracy of each method's model with nothing dropped, with its training-time mask for the "
+                    "true label, and how often it predicts a random wrong label when the mask is made for that label "
+                    "(chance: about one in the number of classes; near 100: the model reads the label from the mask, "
+                    "not the image). Methods that do not transform the latent map are not listed.")
+        for (dataset, arch), part in aggregate(leak, list(leak_columns.values()), by).groupby(["dataset", "arch"]):
+            t = metric_table(part, [m for m in labels if m in set(part["label"])], leak_columns)
+            write_table(t, tables_dir / f"mask_leakage_{dataset}_{arch}", f"Label leakage (%), {dataset}, {arch}")
+            s.tables.append((f"{dataset} / {arch}", t))
+        sections.append(s)
+
     hist_rows = []
     for r in runs.itertuples():
         for e, (area, gap) in enumerate(zip(_history(r.run, "probe_area_ratio"), _history(r.run, "gap")), start=1):
