@@ -46,6 +46,18 @@ def _history(run: str, name: str) -> list[float]:
         return [float(r[name]) for r in csv.DictReader(f, delimiter="\t")]
 
 
+def tables_per_arch(agg: pd.DataFrame, rows: list[str] | None, columns: dict[str, str], stem: Path,
+                    caption: str) -> list[tuple[str, pd.DataFrame]]:
+    """One table per (dataset, architecture): methods of different models never share a row.
+    `rows`: the method labels in order; None: the labels present, as they come."""
+    out = []
+    for (dataset, arch), part in agg.groupby(["dataset", "arch"]):
+        t = metric_table(part, list(part["label"]) if rows is None else rows, columns)
+        write_table(t, stem.with_name(f"{stem.name}_{dataset}_{arch}"), f"{caption}, {dataset}, {arch}")
+        out.append((f"{dataset} / {arch}", t))
+    return out
+
+
 def build_report(col: Collection, *, study_methods: list[str], out: Path, shard_dir: Path, bench_dir: Path,
                  params_text: str, grid_images: int = 6) -> list[Section]:
     tables_dir, fig_dir = out / "tables", out / "figures"
@@ -59,13 +71,10 @@ def build_report(col: Collection, *, study_methods: list[str], out: Path, shard_
     acc_cols = {"test": "metrics.accuracy.test", "val": "metrics.accuracy.val", "train": "metrics.accuracy.train",
                 "gap": "metrics.gap", "test_shift": "metrics.accuracy.test_shift"}
     acc = aggregate(runs, list(acc_cols.values()), by)
-    s = Section("Accuracy (Table 3)", "Top-1 accuracy in %, mean ± std over seeds; gap = train − test; "
-                "test_shift (synthetic) has no class detail. — marks a method not in the current matrix.")
-    for (dataset, arch), part in acc.groupby(["dataset", "arch"]):
-        t = metric_table(part, labels, {k: v for k, v in acc_cols.items() if f"{v}:mean" in part})
-        write_table(t, tables_dir / f"accuracy_{dataset}_{arch}", f"Accuracy (%), {dataset}, {arch}")
-        s.tables.append((f"{dataset} / {arch}", t))
-    sections.append(s)
+    sections.append(Section("Accuracy (Table 3)", "Top-1 accuracy in %, mean ± std over seeds; gap = train − test; "
+                            "test_shift (synthetic) has no class detail. — marks a method not in the current matrix.",
+                            tables_per_arch(acc, labels, {k: v for k, v in acc_cols.items() if f"{v}:mean" in acc},
+                                            tables_dir / "accuracy", "Accuracy (%)")))
 
     attr_cols = {"area ratio": "metrics.attribution.gradcam.area_ratio",
                  "hit (whole)": "metrics.attribution.gradcam.hit_whole",
@@ -79,28 +88,24 @@ def build_report(col: Collection, *, study_methods: list[str], out: Path, shard_
     s = Section("Attribution metrics and neuron coverage (Table 4)",
                 f"Grad-CAM at the encoder output, upsampled; in %. Human-map proxy for harmonization: "
                 f"{', '.join(proxy)}. {COVERAGE_NOTE}")
-    for (dataset, arch), part in attr.groupby(["dataset", "arch"]):
-        t = metric_table(part, labels, attr_cols)
-        write_table(t, tables_dir / f"attribution_{dataset}_{arch}", f"Attribution metrics (%), {dataset}, {arch}")
-        s.tables.append((f"{dataset} / {arch}", t))
+    s.tables += tables_per_arch(attr, labels, attr_cols, tables_dir / "attribution", "Attribution metrics (%)")
     per_map = {}
     for name in ("gradcam", "grad_x_act", "input_grad", "integrated_gradients", "lrp"):
         col_name = f"metrics.attribution.{name}.area_ratio"
         if col_name in runs:
             per_map[name] = col_name
     if per_map:
-        t = metric_table(aggregate(runs, list(per_map.values()), by), labels, per_map)
-        write_table(t, tables_dir / "area_ratio_per_map", "Area ratio (%) per attribution method")
-        s.tables.append(("area ratio per attribution method", t))
+        s.tables += [(f"area ratio per attribution method, {name}", t) for name, t in tables_per_arch(
+            aggregate(runs, list(per_map.values()), by), labels, per_map, tables_dir / "area_ratio_per_map",
+            "Area ratio (%) per attribution method")]
     sections.append(s)
 
     tr_cols = {"target test": "transfer.accuracy.test", "target val": "transfer.accuracy.val"}
     if "transfer.accuracy.test" in runs:
-        t = metric_table(aggregate(runs, list(tr_cols.values()), by), labels, tr_cols)
         target = runs.get("transfer.target", pd.Series(["?"])).dropna().iloc[0]
-        write_table(t, tables_dir / "transfer", f"Transfer with a frozen encoder to {target} (%)")
         sections.append(Section("Transfer learning (Table 5)", f"Frozen source encoder, new head trained on {target}.",
-                                [("transfer", t)]))
+                                tables_per_arch(aggregate(runs, list(tr_cols.values()), by), labels, tr_cols,
+                                                tables_dir / "transfer", f"Transfer with a frozen encoder to {target} (%)")))
 
     sg = runs[runs["type"] == "sgdrop"].copy()
     if not sg.empty:
@@ -108,20 +113,18 @@ def build_report(col: Collection, *, study_methods: list[str], out: Path, shard_
         sg["rho_label"] = np.where(sg["p.schedule"] == "linear",
                                    "linear " + sg["p.rho_start"].astype(str) + "→" + sg["p.rho_end"].astype(str),
                                    "rho = " + sg["p.rho"].astype(str))
-        rho_agg = aggregate(sg, ["metrics.accuracy.test", "metrics.attribution.gradcam.area_ratio"], ["rho_label", "p.ema"])
+        sg_cols = {"test acc": "metrics.accuracy.test", "area ratio": "metrics.attribution.gradcam.area_ratio"}
+        rho_agg = aggregate(sg, list(sg_cols.values()), ["dataset", "arch", "rho_label", "p.ema"])
         rho_agg = rho_agg[rho_agg["p.ema"]].assign(label=lambda d: d["rho_label"])
-        t = metric_table(rho_agg, list(rho_agg["label"]), {"test acc": "metrics.accuracy.test",
-                                                            "area ratio": "metrics.attribution.gradcam.area_ratio"})
-        write_table(t, tables_dir / "rho_sweep", "SGDrop rho sweep (%)")
-        ema_agg = aggregate(sg[sg["p.schedule"] == "constant"], ["metrics.accuracy.test", "metrics.attribution.gradcam.area_ratio"],
-                            ["p.ema"]).assign(label=lambda d: d["p.ema"].map({True: "EMA", False: "online model"}))
-        t2 = metric_table(ema_agg, ["EMA", "online model"], {"test acc": "metrics.accuracy.test",
-                                                            "area ratio": "metrics.attribution.gradcam.area_ratio"})
-        write_table(t2, tables_dir / "ema_ablation", "SGDrop with and without EMA (%)")
+        ema_agg = aggregate(sg[sg["p.schedule"] == "constant"], list(sg_cols.values()), ["dataset", "arch", "p.ema"]
+                            ).assign(label=lambda d: d["p.ema"].map({True: "EMA", False: "online model"}))
+        tables = [(f"rho sweep, {name}", t) for name, t in tables_per_arch(
+            rho_agg, None, sg_cols, tables_dir / "rho_sweep", "SGDrop rho sweep (%)")]
+        tables += [(f"EMA ablation, {name}", t) for name, t in tables_per_arch(
+            ema_agg, ["EMA", "online model"], sg_cols, tables_dir / "ema_ablation", "SGDrop with and without EMA (%)")]
         sections.append(Section("rho sweep (Table 7) and EMA ablation (Table 8)",
                                 "Runs of type sgdrop in the current matrix; add variants with other rho under "
-                                "`methods:` in params.yaml to extend the sweep.",
-                                [("rho sweep", t), ("EMA ablation", t2)],
+                                "`methods:` in params.yaml to extend the sweep.", tables,
                                 figures.accuracy_vs_rho(sg.assign(rho=sg["p.rho"], accuracy=sg["metrics.accuracy.test"])
                                                         [sg["p.schedule"] == "constant"], fig_dir / "accuracy_vs_rho")))
 
@@ -136,16 +139,18 @@ def build_report(col: Collection, *, study_methods: list[str], out: Path, shard_
         sections.append(Section("Per-step overhead against vanilla (Table 9)",
                                 "Median ms per training step on one fixed batch, all methods in one process.", bench_tables))
 
-    occ = aggregate(runs, ["metrics.occlusion.relevant.auc", "metrics.occlusion.random.auc"], by)
-    t = metric_table(occ, labels, {"AUC relevant": "metrics.occlusion.relevant.auc",
-                                   "AUC random": "metrics.occlusion.random.auc"})
-    write_table(t, tables_dir / "occlusion_auc", "Occlusion robustness, area under the accuracy curve (%)")
-    first_seed = runs.sort_values("seed").groupby("label").head(1)
-    curves = {r.label: col.metrics[r.run]["metrics"]["occlusion"] for r in first_seed.itertuples()
+    occ_cols = {"AUC relevant": "metrics.occlusion.relevant.auc", "AUC random": "metrics.occlusion.random.auc"}
+    occ_tables = tables_per_arch(aggregate(runs, list(occ_cols.values()), by), labels, occ_cols,
+                                 tables_dir / "occlusion_auc", "Occlusion robustness, area under the accuracy curve (%)")
+    # figures draw one line per method: with several models in the matrix, per model too
+    several = runs[["dataset", "arch"]].drop_duplicates().shape[0] > 1
+    runs["figure_label"] = runs["label"] + (" / " + runs["arch"] if several else "")
+    first_seed = runs.sort_values("seed").groupby("figure_label").head(1)
+    curves = {r.figure_label: col.metrics[r.run]["metrics"]["occlusion"] for r in first_seed.itertuples()
               if "metrics" in col.metrics[r.run]}
     sections.append(Section("Occlusion robustness", "Accuracy as the most relevant patches (by the model's own "
                             "Grad-CAM) are replaced by the mean; random patches as reference.",
-                            [("occlusion AUC", t)], figures.occlusion_curves(curves, fig_dir / "occlusion_curves") if curves else []))
+                            occ_tables, figures.occlusion_curves(curves, fig_dir / "occlusion_curves") if curves else []))
 
     leak_columns = {"unmasked": "metrics.mask_leakage.unmasked", "masked, true label": "metrics.mask_leakage.masked_true",
                     "follows a wrong-label mask": "metrics.mask_leakage.follows_wrong"}
@@ -156,16 +161,15 @@ def build_report(col: Collection, *, study_methods: list[str], out: Path, shard_
                     "true label, and how often it predicts a random wrong label when the mask is made for that label "
                     "(chance: about one in the number of classes; near 100: the model reads the label from the mask, "
                     "not the image). Methods that do not transform the latent map are not listed.")
-        for (dataset, arch), part in aggregate(leak, list(leak_columns.values()), by).groupby(["dataset", "arch"]):
-            t = metric_table(part, [m for m in labels if m in set(part["label"])], leak_columns)
-            write_table(t, tables_dir / f"mask_leakage_{dataset}_{arch}", f"Label leakage (%), {dataset}, {arch}")
-            s.tables.append((f"{dataset} / {arch}", t))
+        s.tables = tables_per_arch(aggregate(leak, list(leak_columns.values()), by),
+                                   [m for m in labels if m in set(leak["label"])], leak_columns,
+                                   tables_dir / "mask_leakage", "Label leakage (%)")
         sections.append(s)
 
     hist_rows = []
     for r in runs.itertuples():
         for e, (area, gap) in enumerate(zip(_history(r.run, "probe_area_ratio"), _history(r.run, "gap")), start=1):
-            hist_rows.append({"method": r.label, "seed": r.seed, "epoch": e, "probe_area_ratio": area, "gap": gap})
+            hist_rows.append({"method": r.figure_label, "seed": r.seed, "epoch": e, "probe_area_ratio": area, "gap": gap})
     figs = []
     if hist_rows:
         figs += figures.attention_over_epochs(pd.DataFrame(hist_rows), fig_dir / "attention_over_epochs")
@@ -174,7 +178,7 @@ def build_report(col: Collection, *, study_methods: list[str], out: Path, shard_
         probe = Path(r.run) / "live" / "probe_cams.npz"
         if probe.exists() and r.label in ("vanilla", "sgdrop", "dropout", "sgdrop_curriculum"):
             with np.load(probe) as d:
-                strips[r.label] = {"cams": d["cams"], "images": d["images"]}
+                strips[r.figure_label] = {"cams": d["cams"], "images": d["images"]}
     if strips:
         figs += figures.saliency_strip(strips, fig_dir / "saliency_over_epochs")
     grid = {}
@@ -183,7 +187,7 @@ def build_report(col: Collection, *, study_methods: list[str], out: Path, shard_
         npz = Path(r.run) / "attributions.npz"
         if npz.exists():
             with np.load(npz) as d:
-                grid[r.label] = d["gradcam"][:grid_images].astype(np.float32)
+                grid[r.figure_label] = d["gradcam"][:grid_images].astype(np.float32)
                 keys = keys or [str(k) for k in d["keys"][:grid_images]]
     if grid and keys:
         data = load_split(shard_dir, "test", next(iter(col.configs.values())).loader.image_size, limit=grid_images)
@@ -191,7 +195,7 @@ def build_report(col: Collection, *, study_methods: list[str], out: Path, shard_
         for suffix in (".png", ".svg"):
             overlay_grid(data.images.permute(0, 2, 3, 1).numpy(), grid, (fig_dir / "methods_grid").with_suffix(suffix))
         figs.append(fig_dir / "methods_grid.png")
-    per_layer = {r.label: col.metrics[r.run]["metrics"]["coverage"]["per_layer_unit"] for r in first_seed.itertuples()
+    per_layer = {r.figure_label: col.metrics[r.run]["metrics"]["coverage"]["per_layer_unit"] for r in first_seed.itertuples()
                  if "metrics" in col.metrics[r.run]}
     if per_layer:
         figs += figures.coverage_per_layer(per_layer, fig_dir / "coverage_per_layer")
