@@ -1,6 +1,6 @@
 """Plain convolutional nets: the embedded default `tinyvgg`, the SGDrop paper's `cifarnet`,
-and VGG 9/11/16 (torchvision's layer builder; no classifier dropout: `vanilla` means no
-regularisation, and dropout is a method of its own).
+and VGG 9/11/16 (torchvision's layer builder and initialisation; no classifier dropout: `vanilla`
+means no regularisation, and dropout is a method of its own).
 
 `vgg9` (for STL10, our layout): six 3x3 convolutions 64, M, 128, M, 256, 256, M, 512, 512, M,
 then two fully connected layers of 512 units and the output layer.
@@ -45,13 +45,34 @@ def cifarnet(num_classes: int, image_size: int, width: float = 1.0, batch_norm: 
     return SplitModel(encoder, _mlp_head(flat_size(encoder, image_size), max(1, round(2048 * width)), num_classes))
 
 
+def init_like_torchvision_vgg(model: nn.Module) -> nn.Module:
+    """torchvision's VGG initialisation (its `VGG.__init__`), in the same module order. Without it a
+    deep VGG without batch norm starts from PyTorch's default init, whose variance shrinks about
+    sixfold per conv layer: the latent map of a fresh VGG16 is then almost independent of the image,
+    which slows vanilla training and lets SGDrop's label-chosen mask be the only signal the head
+    sees (see reports/results/imagenette224-gpu, run before this init)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.constant_(m.bias, 0)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.constant_(m.weight, 1)
+            nn.init.constant_(m.bias, 0)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.constant_(m.bias, 0)
+    return model
+
+
 def _vgg(cfg: list, hidden: int, pool_to: int | None):
     def build(num_classes: int, image_size: int, width: float = 1.0, batch_norm: bool = False) -> SplitModel:
         encoder = make_layers(_scaled(cfg, width), batch_norm=batch_norm)
         pool = nn.AdaptiveAvgPool2d(pool_to) if pool_to else None
         channels = _scaled(cfg, width)[-2]
         features = channels * pool_to * pool_to if pool_to else flat_size(encoder, image_size)
-        return SplitModel(encoder, _mlp_head(features, max(1, round(hidden * width)), num_classes, pool))
+        head = _mlp_head(features, max(1, round(hidden * width)), num_classes, pool)
+        return init_like_torchvision_vgg(SplitModel(encoder, head))
     return build
 
 
