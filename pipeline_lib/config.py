@@ -213,6 +213,10 @@ class MethodSpec(Strict):
     params: dict[str, Any]
 
 
+# Where and how often a run is saved: not part of what identifies its results.
+EXECUTION_ONLY = {"checkpoint_every", "device"}
+
+
 class RunConfig(Strict):
     """Everything one training run depends on; its hash identifies the run's params."""
 
@@ -225,8 +229,11 @@ class RunConfig(Strict):
     train: TrainParams
 
     def digest(self) -> str:
-        """What a checkpoint must match to be resumed: every setting that changes the weights."""
-        dump = self.model_dump(exclude={"train": {"checkpoint_every"}})
+        """What a checkpoint must match to be resumed: every setting that changes the weights.
+
+        Where and how often the run is saved are not among them: a run trained on cuda:0 is
+        resumed, or found finished, on cuda:1 or a CPU."""
+        dump = self.model_dump(exclude={"train": EXECUTION_ONLY})
         return hashlib.sha256(json.dumps(dump, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
@@ -268,11 +275,16 @@ def load_params(path: str | os.PathLike = PARAMS_FILE) -> Params:
 
 
 def run_configs(params: Params) -> list[RunConfig]:
-    """The training matrix, architectures x methods x seeds, in dvc.yaml's order."""
+    """The training matrix, architectures x methods x seeds, in dvc.yaml's order.
+
+    Each run's `train` names only its own cell of the matrix, so that adding a method, an
+    architecture or a seed leaves the other runs' configs, and their DVC stages, unchanged.
+    """
     return [
         RunConfig(
             arch=arch, method=params.method_spec(method), seed=seed, data=params.data,
-            loader=params.loader, model=params.model, train=params.train,
+            loader=params.loader, model=params.model,
+            train=params.train.model_copy(update={"architectures": [arch], "methods": [method], "seeds": [seed]}),
         )
         for arch in params.train.architectures
         for method in params.train.methods

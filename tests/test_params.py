@@ -1,7 +1,7 @@
 """params.yaml is validated at stage start, with errors that name the key and the fix."""
 import pytest
 
-from pipeline_lib.config import ParamsError, parse_params
+from pipeline_lib.config import ParamsError, parse_params, run_configs
 from pipeline_lib.data import DATASETS
 from pipeline_lib.data.files import resolve_root
 
@@ -73,3 +73,18 @@ def test_sgdrop_reads_the_top_level_rates():
     assert params.method_spec("sgdrop").params["rho"] == 0.025
     assert params.method_spec("curr").type == "sgdrop"
     assert params.method_spec("curr").params["schedule"] == "linear"
+
+
+def test_a_runs_config_depends_only_on_what_changes_its_weights():
+    """DVC reruns a train stage when its config file changes: growing the matrix, or changing
+    rho (read by SGDrop only), must not retrain the runs it does not concern."""
+    def configs(**raw):
+        return {(c.arch, c.method.name, c.seed): c.model_dump() for c in run_configs(parse_params(raw))}
+
+    base = configs(train={"methods": ["vanilla", "sgdrop"]})
+    grown = configs(train={"methods": ["vanilla", "sgdrop", "dropout"], "seeds": [0, 1]})
+    assert grown[("tinyvgg", "vanilla", 0)] == base[("tinyvgg", "vanilla", 0)]
+    assert grown[("tinyvgg", "sgdrop", 0)] == base[("tinyvgg", "sgdrop", 0)]
+    swept = configs(train={"methods": ["vanilla", "sgdrop"]}, rho=0.05)
+    assert swept[("tinyvgg", "vanilla", 0)] == base[("tinyvgg", "vanilla", 0)]
+    assert swept[("tinyvgg", "sgdrop", 0)] != base[("tinyvgg", "sgdrop", 0)]

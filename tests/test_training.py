@@ -66,3 +66,17 @@ def test_checkpoint_every_n_epochs_saves_the_last_and_resumes_identically(tiny_s
     train(cfg, tiny_shards, in_tmp / "killed")
     a, b = weights(in_tmp / "straight" / CHECKPOINT), weights(in_tmp / "killed" / CHECKPOINT)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_finished_run_is_not_retrained_on_another_device(tiny_shards, in_tmp):
+    """DVC reruns the stage when `train.device` changes (a queued experiment on another GPU);
+    the run must find its finished checkpoint and leave every output byte for byte as it was,
+    so that the stages downstream stay up to date."""
+    cfg = run_configs(tiny_params(train={"epochs": 2, "device": "auto"}))[0]
+    train(cfg, tiny_shards, in_tmp / "r")
+    outputs = [CHECKPOINT, "train.json", "live/probe_cams.npz", "live/plots/metrics/val_acc.tsv"]
+    before = {name: (in_tmp / "r" / name).read_bytes() for name in outputs}
+    moved = run_configs(tiny_params(train={"epochs": 2, "device": "cpu", "checkpoint_every": 2}))[0]
+    assert moved.digest() == cfg.digest()
+    train(moved, tiny_shards, in_tmp / "r")
+    assert all((in_tmp / "r" / name).read_bytes() == before[name] for name in outputs)

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline_lib.config import RunConfig
+from pipeline_lib.config import EXECUTION_ONLY, RunConfig
 
 
 def params_hash(cfg: RunConfig) -> str:
-    d = cfg.model_dump()
-    d.pop("seed")
+    """What seeds of one variant share: the run's settings without its seed."""
+    d = cfg.model_dump(exclude={"seed": True, "train": EXECUTION_ONLY | {"seeds"}})
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
 
 
