@@ -74,7 +74,7 @@ def test_a_finished_run_is_not_retrained_on_another_device(tiny_shards, in_tmp):
     so that the stages downstream stay up to date."""
     cfg = run_configs(tiny_params(train={"epochs": 2, "device": "auto"}))[0]
     train(cfg, tiny_shards, in_tmp / "r")
-    outputs = [CHECKPOINT, "train.json", "live/probe_cams.npz", "live/plots/metrics/val_acc.tsv"]
+    outputs = [CHECKPOINT, "train.json", "live/probe_cams.npz", "live/metrics.json", "live/plots/metrics/val_acc.tsv"]
     before = {name: (in_tmp / "r" / name).read_bytes() for name in outputs}
     moved = run_configs(tiny_params(train={"epochs": 2, "device": "cpu", "checkpoint_every": 2}))[0]
     assert moved.digest() == cfg.digest()
