@@ -204,7 +204,7 @@ class Params(Strict):
             params = cls.Params(**inherited, **entry)
         except ValidationError as err:
             raise ParamsError(_format(err, prefix=f"methods.{name}.")) from None
-        return MethodSpec(name=name, type=kind, params=params.model_dump())
+        return MethodSpec(name=name, type=kind, params=params.model_dump(exclude=cls.unused_params(params)))
 
 
 class MethodSpec(Strict):

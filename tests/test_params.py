@@ -81,10 +81,13 @@ def test_a_runs_config_depends_only_on_what_changes_its_weights():
     def configs(**raw):
         return {(c.arch, c.method.name, c.seed): c.model_dump() for c in run_configs(parse_params(raw))}
 
-    base = configs(train={"methods": ["vanilla", "sgdrop"]})
-    grown = configs(train={"methods": ["vanilla", "sgdrop", "dropout"], "seeds": [0, 1]})
-    assert grown[("tinyvgg", "vanilla", 0)] == base[("tinyvgg", "vanilla", 0)]
-    assert grown[("tinyvgg", "sgdrop", 0)] == base[("tinyvgg", "sgdrop", 0)]
-    swept = configs(train={"methods": ["vanilla", "sgdrop"]}, rho=0.05)
-    assert swept[("tinyvgg", "vanilla", 0)] == base[("tinyvgg", "vanilla", 0)]
+    methods = ["vanilla", "sgdrop", "curriculum"]
+    curriculum = {"curriculum": {"type": "sgdrop", "schedule": "linear"}}
+    base = configs(train={"methods": methods}, methods=curriculum)
+    grown = configs(train={"methods": methods + ["dropout"], "seeds": [0, 1]}, methods=curriculum)
+    for method in methods:
+        assert grown[("tinyvgg", method, 0)] == base[("tinyvgg", method, 0)]
+    swept = configs(train={"methods": methods}, methods=curriculum, rho=0.05)
     assert swept[("tinyvgg", "sgdrop", 0)] != base[("tinyvgg", "sgdrop", 0)]
+    assert swept[("tinyvgg", "vanilla", 0)] == base[("tinyvgg", "vanilla", 0)]
+    assert swept[("tinyvgg", "curriculum", 0)] == base[("tinyvgg", "curriculum", 0)]  # linear: rho unused

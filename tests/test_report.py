@@ -15,7 +15,7 @@ from stages.configure import config_path
 from tests.conftest import tiny_params
 
 ACCURACIES = {("vanilla", 0): 0.70, ("vanilla", 1): 0.80, ("vanilla", 2): 0.90, ("sgdrop", 0): 0.75, ("sgdrop", 1): 0.85,
-              ("sgdrop", 2): 0.95}
+              ("sgdrop", 2): 0.95, ("curriculum", 0): 0.60}
 
 
 def fabricate(root: Path, params) -> None:
@@ -81,3 +81,13 @@ def test_pages_reference_only_files_that_exist(fabricated, in_tmp, tiny_shards):
     assert md_refs and all((out / r).exists() for r in md_refs)
     assert "object masks" in page and DASH in page
     assert next((out / "tables").glob("occlusion_auc_*.tex")).read_text().count(r"\midrule") == 1
+
+
+def test_rho_sweep_labels_each_schedule_by_the_rates_it_uses(in_tmp, tiny_shards):
+    fabricate(in_tmp, tiny_params(train={"methods": ["sgdrop", "curriculum"]}, rho=0.02,
+                                  methods={"curriculum": {"type": "sgdrop", "schedule": "linear", "rho_end": 0.1}}))
+    out = in_tmp / "reports"
+    build_report(collect(Path("configs")), study_methods=["sgdrop"], out=out, shard_dir=tiny_shards,
+                 bench_dir=out / "bench", params_text="x: 1\n")
+    table = next((out / "tables").glob("rho_sweep_*.md")).read_text()
+    assert "| rho = 0.02 | 75.00 |" in table and "| linear 0.0→0.1 | 60.00 |" in table

@@ -32,6 +32,12 @@ class Method:
 
     shared_params: tuple[str, ...] = ()  # top-level params.yaml keys this method reads
 
+    @classmethod
+    def unused_params(cls, params: "Method.Params") -> set[str]:
+        """Settings that these params make irrelevant: left out of the run's config, so that
+        changing them retrains nothing."""
+        return set()
+
     def __init__(self, params: "Method.Params", *, model: nn.Module, num_classes: int,
                  image_size: int, epochs: int):
         self.p = params

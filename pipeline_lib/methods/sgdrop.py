@@ -67,6 +67,10 @@ class SGDrop(Method):
 
     shared_params = ("rho", "rho_start", "rho_end")
 
+    @classmethod
+    def unused_params(cls, params) -> set[str]:
+        return {"rho_start", "rho_end"} if params.schedule == "constant" else {"rho"}
+
     def __init__(self, params, *, model, **kw):
         super().__init__(params, model=model, **kw)
         self.ema = None

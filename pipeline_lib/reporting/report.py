@@ -110,9 +110,8 @@ def build_report(col: Collection, *, study_methods: list[str], out: Path, shard_
     sg = runs[runs["type"] == "sgdrop"].copy()
     if not sg.empty:
         sg["variant"] = sg["p.schedule"] + sg["p.ema"].map({True: "", False: ", no EMA"})
-        sg["rho_label"] = np.where(sg["p.schedule"] == "linear",
-                                   "linear " + sg["p.rho_start"].astype(str) + "→" + sg["p.rho_end"].astype(str),
-                                   "rho = " + sg["p.rho"].astype(str))
+        sg["rho_label"] = sg.apply(lambda r: f"linear {r['p.rho_start']}→{r['p.rho_end']}"
+                                   if r["p.schedule"] == "linear" else f"rho = {r['p.rho']}", axis=1)
         sg_cols = {"test acc": "metrics.accuracy.test", "area ratio": "metrics.attribution.gradcam.area_ratio"}
         rho_agg = aggregate(sg, list(sg_cols.values()), ["dataset", "arch", "rho_label", "p.ema"])
         rho_agg = rho_agg[rho_agg["p.ema"]].assign(label=lambda d: d["rho_label"])
