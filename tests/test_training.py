@@ -13,6 +13,11 @@ def weights(path):
     return torch.load(path, weights_only=False)["model"]
 
 
+def logged_steps(run_dir):
+    rows = (run_dir / "live" / "plots" / "metrics" / "val_acc.tsv").read_text().splitlines()[1:]
+    return [int(r.split("\t")[0]) for r in rows]
+
+
 @pytest.mark.parametrize("method", ["sgdrop", "dropout"])
 def test_killed_run_resumes_to_identical_weights(tiny_shards, in_tmp, method):
     cfg = run_configs(tiny_params(train={"methods": [method], "epochs": 3}))[0]
@@ -24,6 +29,7 @@ def test_killed_run_resumes_to_identical_weights(tiny_shards, in_tmp, method):
     assert all(torch.equal(a[k], b[k]) for k in a)
     history = json.loads((in_tmp / "killed" / "train.json").read_text())
     assert history["epochs"] == 3
+    assert logged_steps(in_tmp / "killed") == logged_steps(in_tmp / "straight") == [0, 1, 2]
 
 
 def test_checkpoint_of_other_params_is_not_resumed(tiny_shards, in_tmp):
@@ -63,9 +69,13 @@ def test_checkpoint_every_n_epochs_saves_the_last_and_resumes_identically(tiny_s
     assert not (in_tmp / "killed" / CHECKPOINT).exists()
     train(cfg, tiny_shards, in_tmp / "killed", stop_after=2)
     assert torch.load(in_tmp / "killed" / CHECKPOINT, weights_only=False)["epoch"] == 2
+    epoch_2 = (in_tmp / "killed" / CHECKPOINT).read_bytes()
+    train(cfg, tiny_shards, in_tmp / "killed", stop_after=3)  # logs epoch 3, saves it: the last
+    (in_tmp / "killed" / CHECKPOINT).write_bytes(epoch_2)  # as if killed before that save
     train(cfg, tiny_shards, in_tmp / "killed")
     a, b = weights(in_tmp / "straight" / CHECKPOINT), weights(in_tmp / "killed" / CHECKPOINT)
     assert all(torch.equal(a[k], b[k]) for k in a)
+    assert logged_steps(in_tmp / "killed") == [0, 1, 2]  # epoch 3 logged twice, kept once
 
 
 def test_a_finished_run_is_not_retrained_on_another_device(tiny_shards, in_tmp):

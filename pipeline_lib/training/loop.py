@@ -167,6 +167,18 @@ def resume_if_possible(run: Run, path: Path) -> bool:
     return True
 
 
+def rewind_log(live, epochs: int) -> None:
+    """Forget the epochs logged after the checkpoint (a run killed between logging an epoch and
+    saving it, or between two saves with `checkpoint_every` > 1), so that a resumed curve has
+    every epoch once. dvclive would instead go on from its own last step."""
+    for tsv in sorted((Path(live.plots_dir) / "metrics").rglob("*.tsv")):
+        header, *rows = tsv.read_text().splitlines(keepends=True)
+        kept = [r for r in rows if int(r.split("\t", 1)[0]) < epochs]
+        with atomic_path(tsv) as tmp:
+            Path(tmp).write_text(header + "".join(kept))
+    live.step = epochs
+
+
 def train_step(run: Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step through the method's hooks; returns (loss, logits)."""
     model, method = run.model, run.method
@@ -238,6 +250,8 @@ def train(cfg: RunConfig, shard_dir: Path, out_dir: Path, *, progress: bool = Fa
     probe_y = val.labels[: cfg.train.probe_size].to(run.device)
 
     live = Live(str(out_dir / "live"), resume=resumed, save_dvc_exp=False, dvcyaml=None, report=None) if rank == 0 else None
+    if live is not None and resumed:
+        rewind_log(live, run.epoch)
     with live or contextlib.nullcontext():
         while run.epoch < cfg.train.epochs and (stop_after is None or run.epoch < stop_after):
             record = train_epoch(run, loader, normalize, progress and rank == 0, rank, world)
