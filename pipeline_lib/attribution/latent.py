@@ -19,7 +19,7 @@ def latent_gradient(head: nn.Module, z: torch.Tensor, y: torch.Tensor, closed_fo
         weights = head.fc.weight[y].detach().to(z.dtype) / (h * w)
         return weights[:, :, None, None].expand_as(z)
     with torch.enable_grad():
-        z = z.float().requires_grad_(True)
+        z = z.to(torch.float32, copy=True).requires_grad_(True)  # a copy: z may be an inference tensor
         score = head(z).float().gather(1, y[:, None]).sum()
         (grad,) = torch.autograd.grad(score, z)
     return grad

@@ -99,8 +99,11 @@ class SGDrop(Method):
         if k == 0:
             return z
         net = self.attributing_model(model)
-        with torch.no_grad():
-            z_attr = net.encoder(x) if net is not model else z.detach()
+        if net is model:
+            z_attr = z.detach()
+        else:  # the EMA forward is never differentiated: inference mode skips autograd's bookkeeping
+            with torch.inference_mode():
+                z_attr = net.encoder(x)
         attribution = grad_x_act(net.head, z_attr, y, closed_form=self.p.closed_form)
         return z * top_k_mask(attribution, k).to(z.dtype)
 
