@@ -228,12 +228,14 @@ class RunConfig(Strict):
     model: ModelParams
     train: TrainParams
 
-    def digest(self) -> str:
+    def digest(self, *, across_seeds: bool = False) -> str:
         """What a checkpoint must match to be resumed: every setting that changes the weights.
 
         Where and how often the run is saved are not among them: a run trained on cuda:0 is
-        resumed, or found finished, on cuda:1 or a CPU."""
-        dump = self.model_dump(exclude={"train": EXECUTION_ONLY})
+        resumed, or found finished, on cuda:1 or a CPU. `across_seeds` also leaves out the seed,
+        which gives what the seeds of one variant share (the report's grouping key)."""
+        exclude = {"seed": True, "train": EXECUTION_ONLY | {"seeds"}} if across_seeds else {"train": EXECUTION_ONLY}
+        dump = self.model_dump(exclude=exclude)
         return hashlib.sha256(json.dumps(dump, sort_keys=True).encode()).hexdigest()[:16]
 
     @property

@@ -8,20 +8,13 @@ Rules that keep the report honest:
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from pipeline_lib.config import EXECUTION_ONLY, RunConfig
-
-
-def params_hash(cfg: RunConfig) -> str:
-    """What seeds of one variant share: the run's settings without its seed."""
-    d = cfg.model_dump(exclude={"seed": True, "train": EXECUTION_ONLY | {"seeds"}})
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
+from pipeline_lib.config import RunConfig
 
 
 def _read(path: Path) -> dict | None:
@@ -54,7 +47,7 @@ def collect(configs_dir: Path) -> Collection:
         cfg = RunConfig(**json.loads(path.read_text()))
         run = cfg.run_dir
         row = {"run": str(run), "dataset": cfg.data.dataset, "arch": cfg.arch, "method": cfg.method.name,
-               "type": cfg.method.type, "seed": cfg.seed, "params": params_hash(cfg),
+               "type": cfg.method.type, "seed": cfg.seed, "params": cfg.digest(across_seeds=True)[:8],
                **{f"p.{k}": v for k, v in cfg.method.params.items()}}
         found = {}
         for name in ("train", "metrics", "transfer"):

@@ -174,8 +174,9 @@ def rewind_log(live, epochs: int) -> None:
     for tsv in sorted((Path(live.plots_dir) / "metrics").rglob("*.tsv")):
         header, *rows = tsv.read_text().splitlines(keepends=True)
         kept = [r for r in rows if int(r.split("\t", 1)[0]) < epochs]
-        with atomic_path(tsv) as tmp:
-            Path(tmp).write_text(header + "".join(kept))
+        if len(kept) < len(rows):
+            with atomic_path(tsv) as tmp:
+                tmp.write_text(header + "".join(kept))
     live.step = epochs
 
 
