@@ -44,7 +44,9 @@ def test_method_builds_on_a_model_already_on_its_device(method):
     on the encoder's device. The meta device stands in for a GPU on the CPU."""
     params = tiny_params(train={"methods": [method]})
     model = build_model("tinyvgg", 4, 32, params.model).to("meta")
-    build_method(params.method_spec(method), model=model, num_classes=4, image_size=32, epochs=2)
+    built = build_method(params.method_spec(method), model=model, num_classes=4, image_size=32, epochs=2)
+    state = torch.utils._pytree.tree_leaves(built.to("meta").state_dict())  # as build_run does
+    assert all(t.device.type == "meta" for t in state if isinstance(t, torch.Tensor))  # EMA copy, extra heads
 
 
 # --- Excitation Dropout --------------------------------------------------------------------------
