@@ -66,7 +66,11 @@ def read_images(root: Path, wanted: Iterable[str]) -> Iterator[tuple[str, bytes]
         with _reading(root), tarfile.open(root, "r|*") as tar:
             for member in tar:
                 if member.name in wanted:
+                    wanted.discard(member.name)
                     yield member.name, tar.extractfile(member).read()
+        if wanted:  # the stream ended early, as it does without a word at a cut
+            raise BadArchive(f"{root} is truncated: {len(wanted)} of its listed files are missing, "
+                             f"e.g. {min(wanted)} {REDOWNLOAD}")
     else:
         for name in sorted(wanted):
             yield name, (root / name).read_bytes()
