@@ -69,6 +69,17 @@ def check_replaceable(path: Path, stage: str) -> None:
         f"move {path} away yourself.")
 
 
+def fresh_dir(path: str | os.PathLike, stage: str) -> Path:
+    """Empty the folder `path` for `stage` to write into: it must be absent, empty or an earlier
+    output of the same stage."""
+    path = Path(os.path.abspath(path))
+    check_replaceable(path, stage)
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    (path / STAGE_MARKER).write_text(stage + "\n")
+    return path
+
+
 @contextlib.contextmanager
 def replace_dir(path: str | os.PathLike, stage: str) -> Iterator[Path]:
     """Yield an empty staging folder, marked as `stage`'s, that replaces the folder `path` if the
@@ -76,10 +87,7 @@ def replace_dir(path: str | os.PathLike, stage: str) -> Iterator[Path]:
     path = Path(os.path.abspath(path))  # `--out .` or `--out ..` by its real name
     check_replaceable(path, stage)
     staging = path.with_name(path.name + ".partial")
-    check_replaceable(staging, stage)  # a killed run's leftover, or someone else's folder
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    (staging / STAGE_MARKER).write_text(stage + "\n")
+    fresh_dir(staging, stage)  # a killed run's leftover is ours; someone else's folder is refused
     try:
         yield staging
     except BaseException:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import torch
 
 from pipeline_lib.config import RunConfig
 from pipeline_lib.io import read_json
@@ -17,7 +18,12 @@ from stages.common import one_line_errors, show_progress
 @one_line_errors
 def main(config_file: Path, shards: Path) -> None:
     cfg = RunConfig(**read_json(config_file))
-    final = train(cfg, shards, cfg.run_dir, progress=show_progress())
+    try:
+        final = train(cfg, shards, cfg.run_dir, progress=show_progress())
+    except torch.OutOfMemoryError:
+        raise click.ClickException(
+            f"{cfg.run_dir}: out of GPU memory; lower loader.batch_size (or loader.image_size, model.width). "
+            "The last checkpoint is kept: `dvc repro` resumes from it.") from None
     click.echo(f"{cfg.run_dir}: val acc {final['val_acc']:.3f}, gap {final['gap']:+.3f}, "
                f"probe area ratio {final['probe_area_ratio']:.3f}")
 

@@ -107,6 +107,18 @@ def test_the_shard_stage_says_so_in_one_line(in_tmp):
     assert (in_tmp / "data" / "raw" / "notes.txt").exists()
 
 
+def test_the_report_stage_never_deletes_folders_it_did_not_write(in_tmp):
+    from stages.report import main
+
+    (in_tmp / "figures").mkdir()
+    (in_tmp / "figures" / "plot_for_the_paper.pdf").write_text("mine")
+    (in_tmp / "configs").mkdir()
+    (in_tmp / "shards").mkdir()
+    result = invoke(main, ["--out", ".", "--configs", "configs", "--shards", "shards"], TINY)
+    assert_one_line_error(result, "refusing", "figures")
+    assert (in_tmp / "figures" / "plot_for_the_paper.pdf").exists()
+
+
 # 2. Truncated or foreign archives fail with a message naming the file -----------------------------
 
 def image_tar(path, n=6, mode="w"):
@@ -351,3 +363,18 @@ def test_too_many_bad_images_of_a_source_without_files_names_the_keys(tmp_path):
         write_shards(toy_source(samples), tmp_path / "s", params={}, samples_per_shard=10,
                      max_bad_fraction=0.1, progress=False)
     assert not (tmp_path / "s").exists() and not (tmp_path / "s.partial").exists()
+
+
+def test_running_out_of_gpu_memory_is_one_line(in_tmp, monkeypatch):
+    import stages.train
+
+    cfg = run_configs(tiny_params())[0]
+    write_json(in_tmp / "c.json", cfg.model_dump())
+    (in_tmp / "shards").mkdir()
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB ...\nSee documentation")
+    monkeypatch.setattr(stages.train, "train", out_of_memory)
+    result = invoke(stages.train.main, ["--config", "c.json", "--shards", "shards"])
+    assert_one_line_error(result, "out of GPU memory", "loader.batch_size")
+
