@@ -195,7 +195,16 @@ def test_a_run_removes_the_temporaries_of_a_killed_save(tiny_shards, in_tmp):
     assert not stale.exists() and other.exists()
 
 
-# 5. Outputs honour the umask ----------------------------------------------------------------------
+# 5. Outputs are atomic and honour the umask -------------------------------------------------------
+
+def test_a_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path):
+    write_json(tmp_path / "m.json", {"a": 1})
+    with pytest.raises(ZeroDivisionError):
+        with atomic_path(tmp_path / "m.json") as tmp:
+            tmp.write_text("half")
+            1 / 0
+    assert (tmp_path / "m.json").read_text() == '{\n  "a": 1\n}\n' and os.listdir(tmp_path) == ["m.json"]
+
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
 def test_atomic_outputs_get_the_mode_the_umask_gives(tmp_path, umask, mode):
