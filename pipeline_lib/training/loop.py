@@ -287,8 +287,9 @@ def train(cfg: RunConfig, shard_dir: Path, out_dir: Path, *, progress: bool = Fa
                 record = train_epoch(run, loader, normalize, progress and rank == 0, rank, world)
                 check_diverged(run, record, len(manifest["classes"]))
             except TrainingDiverged as err:
-                kept = (f"the last good checkpoint, {ckpt} (epoch {saved}), is kept" if saved else
-                        "no checkpoint of this run was saved" + (f" ({ckpt} is from other params)" if ckpt.exists() else ""))
+                foreign = f" ({ckpt} is from other params)" if ckpt.exists() else ""
+                kept = (f"the last good checkpoint, {ckpt} (epoch {saved}), is kept" if saved
+                        else f"no checkpoint of this run was saved{foreign}")
                 raise TrainingDiverged(f"{out_dir}: {err}: the run is stopped and {kept}. Lower train.lr, "
                                        "or check the data for broken images.") from None
             record.update({f"val_{k}": v for k, v in evaluate(
