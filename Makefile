@@ -16,6 +16,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 repro: $(STAMP)
+	$(BIN)/python -m stages.check
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
 
 test: $(STAMP)

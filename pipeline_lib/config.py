@@ -6,6 +6,7 @@ method's parameters, so that a change to one method's params changes only that m
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -15,10 +16,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from pipeline_lib.errors import ClearError
+
 PARAMS_FILE = "params.yaml"
 
 
-class ParamsError(ValueError):
+class ParamsError(ClearError, ValueError):
     """A bad value in params.yaml, with the key, the problem and the fix."""
 
 
@@ -169,6 +172,11 @@ class BenchParams(Strict):
     steps: int = Field(10, ge=1)
     methods: list[str] | None = None
 
+    @field_validator("architecture")
+    @classmethod
+    def _known_architecture(cls, name: str) -> str:
+        return _check_name("architecture", name)
+
 
 class Params(Strict):
     """The whole of params.yaml."""
@@ -203,7 +211,7 @@ class Params(Strict):
         try:
             params = cls.Params(**inherited, **entry)
         except ValidationError as err:
-            raise ParamsError(_format(err, prefix=f"methods.{name}.")) from None
+            raise ParamsError(_format(err, cls.Params, prefix=f"methods.{name}.")) from None
         return MethodSpec(name=name, type=kind, params=params.model_dump(exclude=cls.unused_params(params)))
 
 
@@ -247,7 +255,7 @@ def run_dir(dataset: str, arch: str, method: str, seed: int) -> Path:
     return Path("runs") / dataset / arch / method / f"seed{seed}"
 
 
-def _format(err: ValidationError, prefix: str = "") -> str:
+def _format(err: ValidationError, model: type[BaseModel], prefix: str = "") -> str:
     lines = []
     for e in err.errors():
         key = prefix + ".".join(str(p) for p in e["loc"])
@@ -255,25 +263,130 @@ def _format(err: ValidationError, prefix: str = "") -> str:
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key (remove it or check its spelling)"
+            close = difflib.get_close_matches(str(e["loc"][-1]), _keys_at(model, e["loc"][:-1]), n=1)
+            if close:
+                msg = f"unknown key; did you mean {prefix + '.'.join([*map(str, e['loc'][:-1]), close[0]])!r}?"
         lines.append(f"params.yaml key '{key}': {msg} (got {got!r})")
     return "\n".join(lines)
 
 
-def parse_params(raw: dict[str, Any]) -> Params:
+def _keys_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The valid keys of the section at `loc` (for a suggestion when a key is misspelt)."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return []
+        model = field.annotation
+    return list(model.model_fields)
+
+
+def parse_params(raw: dict[str, Any] | None) -> Params:
+    if not isinstance(raw, dict):
+        raise ParamsError(
+            "params.yaml is empty: restore it (git checkout params.yaml)" if raw is None else
+            f"params.yaml must be a mapping of sections (data:, train:, ...), not a {type(raw).__name__}")
     try:
-        params = Params(**(raw or {}))
+        params = Params(**raw)
     except ValidationError as err:
-        raise ParamsError(_format(err)) from None
-    for name in params.train.methods:
+        raise ParamsError(_format(err, Params)) from None
+    for name in dict.fromkeys([*params.train.methods, *params.methods, *(params.bench.methods or [])]):
         params.method_spec(name)
+    for check in (_check_device, _check_files, _check_sizes, _check_optimizer, _check_split):
+        check(params)
     return params
+
+
+def _check_device(params: Params) -> None:
+    import torch
+
+    name = params.train.device
+    fix = "use auto, cpu, cuda or cuda:<index>"
+    try:
+        device = torch.device(name) if name != "auto" else None
+    except RuntimeError:
+        raise ParamsError(f"params.yaml key 'train.device': {name!r} is not a device; {fix}") from None
+    if device is not None and device.type == "cuda":
+        count = torch.cuda.device_count()
+        if (device.index or 0) >= count:
+            raise ParamsError(f"params.yaml key 'train.device': {name!r}, but this machine has "
+                              f"{count or 'no'} CUDA GPU{'s' * (count != 1)}; use auto or cpu"
+                              + (f", or an index below {count}" if count else ""))
+    elif device is not None and device.type == "mps" and not torch.backends.mps.is_available():
+        raise ParamsError("params.yaml key 'train.device': this machine has no MPS device; use auto or cpu")
+    elif device is not None and device.type not in ("cpu", "mps"):
+        raise ParamsError(f"params.yaml key 'train.device': {name!r} is not supported; {fix}")
+
+
+def _check_files(params: Params) -> None:
+    for key, value in (("model.weights", params.model.weights), ("data.boxes_csv", params.data.boxes_csv),
+                       ("transfer.data.boxes_csv", params.transfer.data.boxes_csv)):
+        if value and not Path(value).is_file():
+            raise ParamsError(f"params.yaml key '{key}': the file {value} does not exist; give the "
+                              "path of an existing file (relative to the repository root), or null")
+
+
+def _check_sizes(params: Params) -> None:
+    """Architectures that cannot take the image size or width, patches that do not tile the
+    image, batches larger than the training set: each would fail only once training has run."""
+    size = params.loader.image_size
+    for arch in params.train.architectures:
+        _probe(arch, size, params.model, "train.architectures")
+    _probe(params.bench.architecture, params.bench.image_size, params.model, "bench.architecture")
+    patch = params.evaluate.occlusion_patch
+    if size % patch:
+        divisors = [d for d in range(2, size // 2 + 1) if size % d == 0]
+        raise ParamsError(f"params.yaml key 'evaluate.occlusion_patch': {patch} does not divide "
+                          f"loader.image_size {size} into whole patches; use one of {divisors}")
+    if params.data.dataset == "synthetic" and params.loader.batch_size > params.data.synthetic.train:
+        raise ParamsError(f"params.yaml key 'loader.batch_size': {params.loader.batch_size} is larger than "
+                          f"the training set (data.synthetic.train: {params.data.synthetic.train}), so an "
+                          "epoch would have no full batch; lower it")
+
+
+def _probe(arch: str, size: int, model: "ModelParams", key: str) -> None:
+    """Build the architecture on the meta device (no memory, no compute) and pass it an image."""
+    import torch
+
+    from pipeline_lib.models import ARCHITECTURES
+
+    try:
+        with torch.device("meta"):
+            net = ARCHITECTURES.get(arch)(num_classes=2, image_size=size, width=model.width,
+                                          batch_norm=model.batch_norm).eval()
+            net(torch.zeros(1, 3, size, size))
+    except (RuntimeError, ValueError) as err:
+        raise ParamsError(f"params.yaml key '{key}': {arch} cannot take {size}-pixel images with "
+                          f"model.width {model.width} ({err}); change the architecture, the image "
+                          "size or model.width") from None
+
+
+def _check_optimizer(params: Params) -> None:
+    t = params.train
+    if t.optimizer == "sgd" and t.nesterov and t.momentum == 0:
+        raise ParamsError("params.yaml key 'train.nesterov': Nesterov momentum needs train.momentum > 0; "
+                          "set train.momentum (e.g. 0.9) or train.nesterov: false")
+
+
+def _check_split(params: Params) -> None:
+    from pipeline_lib.data import dataset_splits
+
+    splits = dataset_splits(params.data.dataset)
+    if params.attribute.split not in splits:
+        raise ParamsError(f"params.yaml key 'attribute.split': {params.data.dataset} has no split "
+                          f"{params.attribute.split!r}; use one of {', '.join(splits)}")
 
 
 def load_params(path: str | os.PathLike = PARAMS_FILE) -> Params:
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"{path} not found: run the stage from the repository root")
-    return parse_params(yaml.safe_load(path.read_text()))
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where else ""
+        raise ParamsError(f"{path} is not valid YAML{line}: {getattr(err, 'problem', None) or err}") from None
+    return parse_params(raw)
 
 
 def run_configs(params: Params) -> list[RunConfig]:

@@ -1,12 +1,37 @@
-"""Atomic writes: a crash never leaves a half-written checkpoint, metrics file or figure."""
+"""Atomic writes: a crash never leaves a half-written checkpoint, metrics file or figure.
+
+Outputs get the permissions the umask gives (as `open` would), and a stage replaces only a
+folder that it wrote itself, recognised by the marker file it leaves in it.
+"""
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import tempfile
+import secrets
+import shutil
 from pathlib import Path
 from typing import Any, Iterator
+
+from pipeline_lib.errors import ClearError
+
+STAGE_MARKER = ".overfocus-stage"  # holds the name of the stage that wrote the folder
+
+
+class OutputRefused(ClearError):
+    pass
+
+
+def _temporary(path: Path) -> Path:
+    """A new empty file beside `path`, created like `open` would (mode 0666 less the umask),
+    unlike `tempfile.mkstemp`'s 0600."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
 
 
 @contextlib.contextmanager
@@ -14,14 +39,63 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = _temporary(path)
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def remove_temporaries(path: str | os.PathLike) -> None:
+    """Delete the temporaries `atomic_path` left beside `path` when a process was killed mid-write."""
+    path = Path(path)
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def check_replaceable(path: Path, stage: str) -> None:
+    """Refuse a `path` that holds anything but an earlier output of `stage`."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_dir() and not path.is_symlink():
+        marker = path / STAGE_MARKER
+        if not any(path.iterdir()) or (marker.is_file() and marker.read_text().strip() == stage):
+            return
+    raise OutputRefused(
+        f"refusing to replace {path}: it is not an output of the {stage} stage (no {STAGE_MARKER} "
+        f"file naming it), and replacing it would delete what it holds. Give another --out, or "
+        f"move {path} away yourself.")
+
+
+def fresh_dir(path: str | os.PathLike, stage: str) -> Path:
+    """Empty the folder `path` for `stage` to write into: it must be absent, empty or an earlier
+    output of the same stage."""
+    path = Path(os.path.abspath(path))
+    check_replaceable(path, stage)
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    (path / STAGE_MARKER).write_text(stage + "\n")
+    return path
+
+
+@contextlib.contextmanager
+def replace_dir(path: str | os.PathLike, stage: str) -> Iterator[Path]:
+    """Yield an empty staging folder, marked as `stage`'s, that replaces the folder `path` if the
+    block succeeds; `path` must be absent, empty or an earlier output of the same stage."""
+    path = Path(os.path.abspath(path))  # `--out .` or `--out ..` by its real name
+    check_replaceable(path, stage)
+    staging = path.with_name(path.name + ".partial")
+    fresh_dir(staging, stage)  # a killed run's leftover is ours; someone else's folder is refused
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if path.exists():
+        shutil.rmtree(path)
+    staging.rename(path)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

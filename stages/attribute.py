@@ -11,12 +11,13 @@ from pipeline_lib.data.loader import Normalizer, load_split, with_ground_truth_f
 from pipeline_lib.io import read_json
 from pipeline_lib.reporting.overlay import overlay_grid
 from pipeline_lib.training.loop import load_trained
-from stages.common import params_or_exit
+from stages.common import one_line_errors, params_or_exit
 
 
 @click.command()
 @click.option("--config", "config_file", type=click.Path(exists=True, path_type=Path), required=True)
 @click.option("--shards", type=click.Path(exists=True, path_type=Path), default=Path("data/shards/main"))
+@one_line_errors
 def main(config_file: Path, shards: Path) -> None:
     params = params_or_exit().attribute
     cfg = RunConfig(**read_json(config_file))

@@ -5,14 +5,13 @@ Each `train@...` stage depends on its own config file only, so a change to one m
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import click
 
 from pipeline_lib.config import run_configs
-from pipeline_lib.io import write_json
-from stages.common import params_or_exit
+from pipeline_lib.io import replace_dir, write_json
+from stages.common import one_line_errors, params_or_exit
 
 
 def config_path(out: Path, cfg) -> Path:
@@ -21,12 +20,13 @@ def config_path(out: Path, cfg) -> Path:
 
 @click.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("configs"))
+@one_line_errors
 def main(out: Path) -> None:
     params = params_or_exit()
-    shutil.rmtree(out, ignore_errors=True)
     configs = run_configs(params)
-    for cfg in configs:
-        write_json(config_path(out, cfg), cfg.model_dump())
+    with replace_dir(out, "configure") as staging:
+        for cfg in configs:
+            write_json(config_path(staging, cfg), cfg.model_dump())
     click.echo(f"{len(configs)} run configs -> {out}")
 
 

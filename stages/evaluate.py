@@ -9,12 +9,13 @@ from pipeline_lib.config import RunConfig
 from pipeline_lib.io import read_json, write_json
 from pipeline_lib.metrics.run_metrics import run_metrics
 from pipeline_lib.training.loop import load_trained
-from stages.common import params_or_exit
+from stages.common import one_line_errors, params_or_exit
 
 
 @click.command()
 @click.option("--config", "config_file", type=click.Path(exists=True, path_type=Path), required=True)
 @click.option("--shards", type=click.Path(exists=True, path_type=Path), default=Path("data/shards/main"))
+@one_line_errors
 def main(config_file: Path, shards: Path) -> None:
     params = params_or_exit()
     cfg = RunConfig(**read_json(config_file))

@@ -1,24 +1,25 @@
 """The study's report from all runs of the current matrix: `python -m stages.report --out reports`."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import click
 
+from pipeline_lib.io import fresh_dir
 from pipeline_lib.reporting.collect import collect
 from pipeline_lib.reporting.report import build_report, load_params_text, write_pages
-from stages.common import params_or_exit
+from stages.common import one_line_errors, params_or_exit
 
 
 @click.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"))
 @click.option("--configs", type=click.Path(exists=True, path_type=Path), default=Path("configs"))
 @click.option("--shards", type=click.Path(exists=True, path_type=Path), default=Path("data/shards/main"))
+@one_line_errors
 def main(out: Path, configs: Path, shards: Path) -> None:
     params = params_or_exit()
     for sub in ("tables", "figures"):
-        shutil.rmtree(out / sub, ignore_errors=True)
+        fresh_dir(out / sub, "report")
     collection = collect(configs)
     sections = build_report(collection, study_methods=list(params.methods), out=out, shard_dir=shards,
                             bench_dir=out / "bench", params_text=load_params_text())

@@ -4,22 +4,26 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import torch
 
 from pipeline_lib.config import RunConfig
 from pipeline_lib.io import read_json
-from pipeline_lib.training.loop import TrainingDiverged, train
-from stages.common import show_progress
+from pipeline_lib.training.loop import train
+from stages.common import one_line_errors, show_progress
 
 
 @click.command()
 @click.option("--config", "config_file", type=click.Path(exists=True, path_type=Path), required=True)
 @click.option("--shards", type=click.Path(exists=True, path_type=Path), default=Path("data/shards/main"))
+@one_line_errors
 def main(config_file: Path, shards: Path) -> None:
     cfg = RunConfig(**read_json(config_file))
     try:
         final = train(cfg, shards, cfg.run_dir, progress=show_progress())
-    except TrainingDiverged as err:
-        raise click.ClickException(str(err)) from None
+    except torch.OutOfMemoryError:
+        raise click.ClickException(
+            f"{cfg.run_dir}: out of GPU memory; lower loader.batch_size (or loader.image_size, model.width). "
+            "The last checkpoint is kept: `dvc repro` resumes from it.") from None
     click.echo(f"{cfg.run_dir}: val acc {final['val_acc']:.3f}, gap {final['gap']:+.3f}, "
                f"probe area ratio {final['probe_area_ratio']:.3f}")
 

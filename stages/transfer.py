@@ -9,13 +9,14 @@ from pipeline_lib.config import RunConfig
 from pipeline_lib.io import read_json, write_json
 from pipeline_lib.training.loop import load_trained
 from pipeline_lib.training.transfer import transfer
-from stages.common import params_or_exit
+from stages.common import one_line_errors, params_or_exit
 
 
 @click.command()
 @click.option("--config", "config_file", type=click.Path(exists=True, path_type=Path), required=True)
 @click.option("--shards", type=click.Path(exists=True, path_type=Path), default=Path("data/shards/main"))
 @click.option("--target", type=click.Path(exists=True, path_type=Path), default=Path("data/shards/transfer"))
+@one_line_errors
 def main(config_file: Path, shards: Path, target: Path) -> None:
     params = params_or_exit()
     cfg = RunConfig(**read_json(config_file))

@@ -19,6 +19,7 @@ class Sample:
     label: int
     boxes: list[list[float]] | None = None  # [x1, y1, x2, y2] as fractions of width and height
     mask: bytes | None = None  # PNG, object pixels = 255
+    origin: str | None = None  # the file it was read from, for error messages
 
 
 @dataclass
@@ -40,6 +41,12 @@ class Source:
 
 
 DATASETS: Registry[Callable[..., Source]] = Registry("dataset")
+
+
+def dataset_splits(name: str) -> list[str]:
+    """The splits of a dataset, known without reading it (params are checked before any stage
+    runs): a source factory may declare them as `.splits`; real datasets have train, val and test."""
+    return getattr(DATASETS.get(name), "splits", ["train", "val", "test"])
 
 # Registration happens on import of these modules.
 from pipeline_lib.data import synthetic, sources  # noqa: E402,F401

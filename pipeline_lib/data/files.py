@@ -1,25 +1,58 @@
-"""Image trees read the same way from an extracted folder or straight from a .tar/.tgz."""
+"""Image trees read the same way from an extracted folder or straight from a .tar/.tgz.
+
+An archive is read only if it is whole: Python's tarfile stops without a word where a copy was
+cut between two members, so the end-of-archive marker (two zero blocks) is checked.
+"""
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import lzma
 import os
 import tarfile
+import zlib
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from pipeline_lib.errors import ClearError
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+REDOWNLOAD = "(an interrupted copy or download?): copy or download it again"
+
+
+class BadArchive(ClearError):
+    pass
 
 
 def is_archive(root: Path) -> bool:
-    return root.is_file() and tarfile.is_tarfile(root)
+    """True for a tar archive (plain or compressed), False for a folder; any other file is refused."""
+    if not root.is_file():
+        return False
+    if not tarfile.is_tarfile(root):
+        raise BadArchive(f"{root} is a file but not a tar archive (.tar, .tgz, .tar.gz): set data.root "
+                         "to a folder of images or to a tar archive of one")
+    return True
+
+
+@contextlib.contextmanager
+def _reading(root: Path) -> Iterator[None]:
+    """Damage found while decompressing or reading members, as one message naming the file."""
+    try:
+        yield
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as err:
+        raise BadArchive(f"{root} is damaged or truncated ({err}) {REDOWNLOAD}") from None
 
 
 def list_images(root: Path) -> list[str]:
-    """Relative POSIX paths of the image files under a folder or inside a tar archive."""
+    """Relative POSIX paths of the image files under a folder or inside a whole tar archive."""
     if is_archive(root):
-        with tarfile.open(root, "r:*") as tar:
+        with _reading(root), tarfile.open(root, "r:*") as tar:
             names = [m.name for m in tar if m.isfile()]
+            tar.fileobj.seek(tar.offset)  # where the members end: the end-of-archive marker
+            if tar.fileobj.read(2 * tarfile.BLOCKSIZE) != bytes(2 * tarfile.BLOCKSIZE):
+                raise BadArchive(f"{root} is truncated: it ends after {len(names)} files without the "
+                                 f"tar end-of-archive marker {REDOWNLOAD}")
     else:
         names = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
     return sorted(n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES
@@ -30,10 +63,14 @@ def read_images(root: Path, wanted: Iterable[str]) -> Iterator[tuple[str, bytes]
     """(path, bytes) of the wanted files, in the archive's stream order (one sequential pass)."""
     wanted = set(wanted)
     if is_archive(root):
-        with tarfile.open(root, "r|*") as tar:
+        with _reading(root), tarfile.open(root, "r|*") as tar:
             for member in tar:
                 if member.name in wanted:
+                    wanted.discard(member.name)
                     yield member.name, tar.extractfile(member).read()
+        if wanted:  # the stream ended early, as it does without a word at a cut
+            raise BadArchive(f"{root} is truncated: {len(wanted)} of its listed files are missing, "
+                             f"e.g. {min(wanted)} {REDOWNLOAD}")
     else:
         for name in sorted(wanted):
             yield name, (root / name).read_bytes()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -19,21 +18,23 @@ from tqdm import tqdm
 
 from pipeline_lib.data import Sample, Source
 from pipeline_lib.data.download import sha256_of
-from pipeline_lib.io import write_json
+from pipeline_lib.errors import ClearError
+from pipeline_lib.io import replace_dir, write_json
 
 MANIFEST = "manifest.json"
 _FORMATS = {"JPEG": "jpg", "PNG": "png"}
 
 
-class TooManyBadImages(RuntimeError):
+class TooManyBadImages(ClearError):
     pass
 
 
 def check_image(sample: Sample) -> str | None:
     """Decode the image fully; return the error text if it is unreadable. Fixes the extension
     to the real format (some `.JPEG` files are PNG) and re-encodes exotic formats as PNG."""
+    data = io.BytesIO(sample.image)
     try:
-        with Image.open(io.BytesIO(sample.image)) as im:
+        with Image.open(data) as im:
             im.load()
             fmt = _FORMATS.get(im.format)
             if fmt is None:
@@ -43,73 +44,70 @@ def check_image(sample: Sample) -> str | None:
         sample.ext = fmt
         return None
     except Exception as err:  # PIL raises many types for corrupt data
-        return f"{type(err).__name__}: {err}"
+        return f"{type(err).__name__}: {err}".replace(f" {data!r}", "")  # PIL names the buffer
 
 
 def write_shards(source: Source, out_dir: Path, *, params: dict[str, Any],
                  samples_per_shard: int, max_bad_fraction: float, progress: bool = True) -> dict:
-    """Write all splits of `source` under `out_dir` (replaced atomically) and return the manifest."""
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    writers: dict[str, wds.ShardWriter] = {}
-    counts: dict[str, Counter] = defaultdict(Counter)
-    with_boxes: Counter = Counter()
-    bad: list[dict[str, str]] = []
-    total = 0
-    for split, sample in tqdm(source.read(), desc=f"shard {source.name}", unit="img",
-                              disable=not progress, mininterval=2):
-        total += 1
-        error = check_image(sample)
-        if error:
-            bad.append({"split": split, "key": sample.key, "error": error})
-            continue
-        if split not in writers:
-            writers[split] = wds.ShardWriter(str(tmp / f"{split}-%05d.tar"),
-                                             maxcount=samples_per_shard, verbose=0, mtime=0)
-        record = {"__key__": sample.key, sample.ext: sample.image, "cls": str(sample.label).encode()}
-        if sample.boxes:
-            record["boxes.json"] = json.dumps(sample.boxes).encode()
-            with_boxes[split] += 1
-        if sample.mask is not None:
-            record["mask.png"] = sample.mask
-        writers[split].write(record)
-        counts[split][sample.label] += 1
-    for writer in writers.values():
-        writer.close()
-    if total == 0:
-        raise RuntimeError(f"{source.name}: the source yielded no images")
-    if len(bad) > max_bad_fraction * total:
-        shutil.rmtree(tmp)
-        listed = "; ".join(f"{b['key']} ({b['error']})" for b in bad[:5])
-        raise TooManyBadImages(
-            f"{len(bad)} of {total} images are unreadable ({len(bad) / total:.1%}, more than "
-            f"shard.max_bad_fraction = {max_bad_fraction:.1%}): {listed}. Re-download or repair "
-            "the data, or raise shard.max_bad_fraction if these losses are acceptable.")
-    manifest = {
-        "dataset": source.name,
-        "classes": source.classes,
-        "mean": source.mean,
-        "std": source.std,
-        "human_map": source.human_map,
-        "meta": source.meta,
-        "params": params,
-        "bad_images": {"count": len(bad), "items": bad},
-        "splits": {
-            split: {
-                "count": sum(counts[split].values()),
-                "per_class": [counts[split][c] for c in range(source.num_classes)],
-                "with_boxes": with_boxes[split],
-                "shards": [{"file": p.name, "sha256": sha256_of(p)}
-                           for p in sorted(tmp.glob(f"{split}-*.tar"))],
-            }
-            for split in source.splits if split in counts
-        },
-    }
-    write_json(tmp / MANIFEST, manifest)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
+    """Write all splits of `source` under `out_dir` (replaced atomically, and only if it is an
+    earlier output of the shard stage) and return the manifest."""
+    with replace_dir(out_dir, "shard") as tmp:
+        writers: dict[str, wds.ShardWriter] = {}
+        counts: dict[str, Counter] = defaultdict(Counter)
+        with_boxes: Counter = Counter()
+        bad: list[dict[str, str]] = []
+        total = 0
+        for split, sample in tqdm(source.read(), desc=f"shard {source.name}", unit="img",
+                                  disable=not progress, mininterval=2):
+            total += 1
+            error = check_image(sample)
+            if error:
+                bad.append({"split": split, "key": sample.key, "file": sample.origin or sample.key,
+                            "error": error})
+                continue
+            if split not in writers:
+                writers[split] = wds.ShardWriter(str(tmp / f"{split}-%05d.tar"),
+                                                 maxcount=samples_per_shard, verbose=0, mtime=0)
+            record = {"__key__": sample.key, sample.ext: sample.image, "cls": str(sample.label).encode()}
+            if sample.boxes:
+                record["boxes.json"] = json.dumps(sample.boxes).encode()
+                with_boxes[split] += 1
+            if sample.mask is not None:
+                record["mask.png"] = sample.mask
+            writers[split].write(record)
+            counts[split][sample.label] += 1
+        for writer in writers.values():
+            writer.close()
+        if total == 0:
+            raise ClearError(f"{source.name}: the source yielded no images")
+        if len(bad) > max_bad_fraction * total:
+            listed = "; ".join(f"{b['file']} ({b['error']})" for b in bad[:3])
+            raise TooManyBadImages(
+                f"{len(bad)} of {total} images are unreadable ({len(bad) / total:.1%}, more than "
+                f"shard.max_bad_fraction = {max_bad_fraction:.1%}), e.g. {listed}. Re-download or "
+                "repair the data, or raise shard.max_bad_fraction if these losses are acceptable.")
+        manifest = {
+            "dataset": source.name,
+            "classes": source.classes,
+            "mean": source.mean,
+            "std": source.std,
+            "human_map": source.human_map,
+            "meta": source.meta,
+            "params": params,
+            # what the report states: how many images were skipped, of how many read
+            "bad_images": {"count": len(bad), "of": total, "items": bad},
+            "splits": {
+                split: {
+                    "count": sum(counts[split].values()),
+                    "per_class": [counts[split][c] for c in range(source.num_classes)],
+                    "with_boxes": with_boxes[split],
+                    "shards": [{"file": p.name, "sha256": sha256_of(p)}
+                               for p in sorted(tmp.glob(f"{split}-*.tar"))],
+                }
+                for split in source.splits if split in counts
+            },
+        }
+        write_json(tmp / MANIFEST, manifest)
     return manifest
 
 

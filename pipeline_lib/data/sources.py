@@ -86,7 +86,7 @@ def folder_source(name: str, root: Path, params, *, split_map: dict[str, str] | 
             ident, split, cls = wanted[path]
             key = str(Path(ident).with_suffix("")).replace("/", "__").replace(".", "_")
             yield split, Sample(key=key, image=data, ext=Path(path).suffix.lower().lstrip("."),
-                                label=label_of[cls], boxes=boxes.get(ident))
+                                label=label_of[cls], boxes=boxes.get(ident), origin=f"{root}/{path}")
 
     names = [class_names.get(c, c) for c in classes] if class_names else classes
     meta = {"root": str(root), "folders": classes}

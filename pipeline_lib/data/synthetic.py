@@ -193,3 +193,6 @@ def synthetic_source(params) -> Source:
         human_map="object mask (synthetic ground truth)",
         meta={"task": sp.task, "p_detail": sp.p_detail, "image_size": sp.image_size},
     )
+
+
+synthetic_source.splits = SPLITS  # for the params check of attribute.split

@@ -6,7 +6,8 @@
   (model, optimizer, schedule, method state such as the EMA, and RNG states), so a killed run
   ends with the same weights as an uninterrupted one. A checkpoint made with other params is
   ignored, never resumed.
-- A non-finite loss stops the run with `TrainingDiverged`, leaving the last good checkpoint.
+- A non-finite loss, non-finite weights or an exploded loss stop the run with `TrainingDiverged`,
+  leaving the last good checkpoint.
 - Per-epoch logs through dvclive, including the attribution area ratio of a fixed probe batch.
 - Multi-process data parallelism under `torchrun` (NCCL on GPUs, gloo on CPUs): `loader.batch_size`
   is the global batch; every rank draws and augments the same global batch and trains on its
@@ -33,10 +34,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from pipeline_lib.attribution.latent import gradcam, upsample
-from pipeline_lib.config import RunConfig
+from pipeline_lib.config import ParamsError, RunConfig
 from pipeline_lib.data.loader import InMemoryLoader, Normalizer, StreamLoader, augment, load_split
 from pipeline_lib.data.shards import read_manifest
-from pipeline_lib.io import atomic_path, write_json
+from pipeline_lib.errors import ClearError
+from pipeline_lib.io import atomic_path, remove_temporaries, write_json
 from pipeline_lib.methods import Method, build_method
 from pipeline_lib.metrics.accuracy import evaluate
 from pipeline_lib.metrics.localization import area_ratio
@@ -46,8 +48,17 @@ CHECKPOINT = "checkpoint.pt"
 PROBE_FILE = "probe_cams.npz"  # per-epoch Grad-CAM of the first probe images, in the dvclive folder
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(ClearError):
     pass
+
+
+class CheckpointError(ClearError):
+    pass
+
+
+# An epoch whose mean loss is above this many times the chance-level loss ln(K) has exploded:
+# Adam at a huge lr with batch norm trains on at chance with a finite loss of 1e12.
+EXPLODED = 100
 
 
 def select_device(name: str) -> torch.device:
@@ -194,9 +205,7 @@ def train_step(run: Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor
         if extra is not None:
             loss = loss + extra
     if not torch.isfinite(loss):
-        raise TrainingDiverged(
-            f"loss became {loss.item()} at epoch {run.epoch + 1}: the run is stopped and the last good "
-            "checkpoint kept. Lower train.lr, or check the data for broken images.")
+        raise TrainingDiverged(f"loss became {loss.item()} at epoch {run.epoch + 1}")
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if dist.is_initialized():
@@ -205,6 +214,18 @@ def train_step(run: Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor
         run.optimizer.step()
     method.after_step(model)
     return loss.detach(), logits.detach()
+
+
+def check_diverged(run: Run, record: dict, num_classes: int) -> None:
+    """After an epoch, before it is logged or saved: the weights are finite, the loss has not exploded."""
+    tensors = [*run.model.named_parameters(), *run.model.named_buffers()]
+    broken = [name for name, t in tensors if t.is_floating_point() and not torch.isfinite(t).all()]
+    if broken:
+        raise TrainingDiverged(f"weights became non-finite ({broken[0]}) at epoch {run.epoch + 1}")
+    limit = EXPLODED * math.log(num_classes)
+    if not record["train_loss"] <= limit:
+        raise TrainingDiverged(f"the mean training loss exploded to {record['train_loss']:.3g} at epoch "
+                               f"{run.epoch + 1} (above {EXPLODED} x the chance level ln {num_classes})")
 
 
 PROBE_STRIP = 4  # probe images whose Grad-CAM is kept every epoch, for the Figure 1 strip
@@ -232,6 +253,9 @@ def train(cfg: RunConfig, shard_dir: Path, out_dir: Path, *, progress: bool = Fa
     manifest = read_manifest(shard_dir)
     size, lcfg = cfg.loader.image_size, cfg.loader
     normalize = Normalizer(manifest["mean"], manifest["std"])
+    if lcfg.batch_size > manifest["splits"]["train"]["count"]:
+        raise ParamsError(f"params.yaml key 'loader.batch_size': {lcfg.batch_size} is larger than the training "
+                          f"set ({manifest['splits']['train']['count']} images in {shard_dir}); lower it")
     run = build_run(cfg, len(manifest["classes"]), size)
     rank, world = init_distributed(run.device)
     if lcfg.batch_size % world:
@@ -239,7 +263,11 @@ def train(cfg: RunConfig, shard_dir: Path, out_dir: Path, *, progress: bool = Fa
     if run.device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
     ckpt = out_dir / CHECKPOINT
+    if rank == 0:  # a process killed mid-write leaves its temporaries
+        for path in (ckpt, out_dir / "train.json", out_dir / "live" / PROBE_FILE):
+            remove_temporaries(path)
     resumed = resume_if_possible(run, ckpt)
+    saved = run.epoch if resumed else None  # the epoch of this run's own checkpoint
     if lcfg.in_memory:  # global batches, sliced per rank after augmentation
         loader = InMemoryLoader(load_split(shard_dir, "train", size), lcfg.batch_size, shuffle=True,
                                 seed=cfg.seed, drop_last=True, device=run.device)
@@ -255,7 +283,15 @@ def train(cfg: RunConfig, shard_dir: Path, out_dir: Path, *, progress: bool = Fa
         rewind_log(live, run.epoch)
     with live or contextlib.nullcontext():
         while run.epoch < cfg.train.epochs and (stop_after is None or run.epoch < stop_after):
-            record = train_epoch(run, loader, normalize, progress and rank == 0, rank, world)
+            try:
+                record = train_epoch(run, loader, normalize, progress and rank == 0, rank, world)
+                check_diverged(run, record, len(manifest["classes"]))
+            except TrainingDiverged as err:
+                foreign = f" ({ckpt} is from other params)" if ckpt.exists() else ""
+                kept = (f"the last good checkpoint, {ckpt} (epoch {saved}), is kept" if saved
+                        else f"no checkpoint of this run was saved{foreign}")
+                raise TrainingDiverged(f"{out_dir}: {err}: the run is stopped and {kept}. Lower train.lr, "
+                                       "or check the data for broken images.") from None
             record.update({f"val_{k}": v for k, v in evaluate(
                 run.model, val.images, val.labels, normalize, batch_size=lcfg.eval_batch_size,
                 device=run.device).items()})
@@ -271,6 +307,7 @@ def train(cfg: RunConfig, shard_dir: Path, out_dir: Path, *, progress: bool = Fa
                 live.next_step()
                 if run.epoch % cfg.train.checkpoint_every == 0 or run.epoch == cfg.train.epochs:
                     run.save(ckpt)
+                    saved = run.epoch
     final = {"epochs": run.epoch, "config_digest": cfg.digest(), **run.history[-1]}
     if run.epoch == cfg.train.epochs and rank == 0:
         with atomic_path(out_dir / "live" / PROBE_FILE) as tmp, open(tmp, "wb") as f:
@@ -329,8 +366,11 @@ def load_trained(cfg: RunConfig, shard_dir: Path, device: torch.device | None = 
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: train the run first (dvc repro train)")
     state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("config_digest") != cfg.digest():
+        raise CheckpointError(f"{path} was trained with other params than this run's config (digest "
+                              f"{state.get('config_digest')}, not {cfg.digest()}): train the run first (dvc repro)")
     if state["epoch"] < cfg.train.epochs:
-        raise RuntimeError(f"{path} holds epoch {state['epoch']} of {cfg.train.epochs}: the run is unfinished")
+        raise CheckpointError(f"{path} holds epoch {state['epoch']} of {cfg.train.epochs}: the run is unfinished")
     model.load_state_dict(state["model"])
     device = device or select_device(cfg.train.device)
     model = model.to(device).eval()
