@@ -13,26 +13,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
+
+from pipeline_lib.attribution import ATTRIBUTIONS
+from pipeline_lib.data import DATASETS
+from pipeline_lib.methods import METHODS
+from pipeline_lib.models import ARCHITECTURES
+from pipeline_lib.strict import Strict
 
 PARAMS_FILE = "params.yaml"
 
 
 class ParamsError(ValueError):
     """A bad value in params.yaml, with the key, the problem and the fix."""
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _check_name(kind: str, name: str) -> str:
-    from pipeline_lib import registries
-
-    registry = registries.get(kind)
-    if name not in registry:
-        raise ValueError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(registry.names())}")
-    return name
 
 
 class SyntheticParams(Strict):
@@ -59,7 +52,7 @@ class DataParams(Strict):
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, name: str) -> str:
-        return _check_name("dataset", name)
+        return DATASETS.check(name)
 
 
 class ShardParams(Strict):
@@ -111,7 +104,7 @@ class TrainParams(Strict):
     @field_validator("architectures")
     @classmethod
     def _known_architectures(cls, names: list[str]) -> list[str]:
-        return [_check_name("architecture", n) for n in names]
+        return [ARCHITECTURES.check(n) for n in names]
 
     @field_validator("architectures", "methods", "seeds")
     @classmethod
@@ -131,7 +124,7 @@ class AttributeParams(Strict):
     @field_validator("methods")
     @classmethod
     def _known_attributions(cls, names: list[str]) -> list[str]:
-        return [_check_name("attribution", n) for n in names]
+        return [ATTRIBUTIONS.check(n) for n in names]
 
 
 class EvaluateParams(Strict):
@@ -189,15 +182,12 @@ class Params(Strict):
 
     def method_spec(self, name: str) -> "MethodSpec":
         """The resolved method of a run name: its registered type and validated params."""
-        from pipeline_lib.methods import METHODS
-
         entry = dict(self.methods.get(name, {}))
         kind = entry.pop("type", name)
-        if kind not in METHODS:
-            raise ParamsError(
-                f"params.yaml methods.{name}: unknown method type {kind!r}; valid methods: "
-                f"{', '.join(METHODS.names())} (set `type:` to one of them)"
-            )
+        try:
+            METHODS.check(kind)
+        except ValueError as err:
+            raise ParamsError(f"params.yaml methods.{name}: {err} (set `type:` to one of them)") from None
         cls = METHODS.get(kind)
         inherited = {key: getattr(self, key) for key in cls.shared_params if key not in entry}
         try:
