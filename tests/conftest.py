@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_lib.config import parse_params
+from pipeline_lib.config import merged, params_with
 
 SHARED_DATA = Path(os.environ.get("OVERFOCUS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -19,10 +19,8 @@ TINY = {
 
 
 def tiny_params(**overrides):
-    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY.items()}
-    for section, values in overrides.items():
-        raw[section] = {**raw.get(section, {}), **values} if isinstance(values, dict) else values
-    return parse_params(raw)
+    """The shipped params.yaml, shrunk by TINY, with the test's own overrides on top."""
+    return params_with(merged(TINY, overrides))
 
 
 @pytest.fixture(scope="session")
