@@ -1,5 +1,10 @@
 """The typed schema of params.yaml, validated at the start of every stage.
 
+params.yaml is the one home of every value: this schema documents and validates, and holds no
+defaults, so a key missing from params.yaml is an error rather than a silent second default.
+A method variant (`type: sgdrop` under another name) starts from its base method's entry and
+lists only what differs. Tests and scripts start from the shipped file (`params_with`).
+
 Errors name the key, the allowed range or the valid names, and the fix. A run's resolved
 configuration (`RunConfig`) is what one training run sees: the shared sections plus its own
 method's parameters, so that a change to one method's params changes only that method's runs.
@@ -13,10 +18,16 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from pipeline_lib.attribution import ATTRIBUTIONS
+from pipeline_lib.data import DATASETS, dataset_splits
 from pipeline_lib.errors import ClearError
+from pipeline_lib.methods import METHODS
+from pipeline_lib.models import ARCHITECTURES
+from pipeline_lib.strict import Strict
 
 PARAMS_FILE = "params.yaml"
 
@@ -25,96 +36,83 @@ class ParamsError(ClearError, ValueError):
     """A bad value in params.yaml, with the key, the problem and the fix."""
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _check_name(kind: str, name: str) -> str:
-    from pipeline_lib import registries
-
-    registry = registries.get(kind)
-    if name not in registry:
-        raise ValueError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(registry.names())}")
-    return name
-
-
 class SyntheticParams(Strict):
-    num_classes: int = Field(10, ge=2, le=16)
-    image_size: int = Field(64, ge=32)
-    p_detail: float = Field(0.8, ge=0, le=1)
-    train: int = Field(2000, ge=1)
-    val: int = Field(1000, ge=1)
-    test: int = Field(1000, ge=1)
-    test_shift: int = Field(1000, ge=1)
-    task: Literal["a", "b"] = "a"
+    num_classes: int = Field(ge=2, le=16)
+    image_size: int = Field(ge=32)
+    p_detail: float = Field(ge=0, le=1)
+    train: int = Field(ge=1)
+    val: int = Field(ge=1)
+    test: int = Field(ge=1)
+    test_shift: int = Field(ge=1)
+    task: Literal["a", "b"]
 
 
 class DataParams(Strict):
-    dataset: str = "synthetic"
-    root: str | None = None
-    subset: int | None = Field(None, ge=1)
-    val_fraction: float = Field(0.1, gt=0, lt=1)
-    boxes_csv: str | None = None
-    download: bool = False
-    seed: int = 0
-    synthetic: SyntheticParams = SyntheticParams()
+    dataset: str
+    root: str | None
+    subset: int | None = Field(ge=1)
+    val_fraction: float = Field(gt=0, lt=1)
+    boxes_csv: str | None
+    download: bool
+    seed: int
+    synthetic: SyntheticParams
 
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, name: str) -> str:
-        return _check_name("dataset", name)
+        return DATASETS.check(name)
 
 
 class ShardParams(Strict):
-    samples_per_shard: int = Field(2000, ge=1)
-    max_bad_fraction: float = Field(0.01, ge=0, le=1)
+    samples_per_shard: int = Field(ge=1)
+    max_bad_fraction: float = Field(ge=0, le=1)
 
 
 class AugmentParams(Strict):
-    random_crop: bool = True
-    crop_padding: int = Field(4, ge=0)
-    flip: bool = True
+    random_crop: bool
+    crop_padding: int = Field(ge=0)
+    flip: bool
 
 
 class LoaderParams(Strict):
-    image_size: int = Field(64, ge=32)
-    batch_size: int = Field(64, ge=1)
-    eval_batch_size: int = Field(256, ge=1)
-    workers: int = Field(0, ge=0)
-    shuffle_buffer: int = Field(2000, ge=1)
-    in_memory: bool = True
-    augment: AugmentParams = AugmentParams()
+    image_size: int = Field(ge=32)
+    batch_size: int = Field(ge=1)
+    eval_batch_size: int = Field(ge=1)
+    workers: int = Field(ge=0)
+    shuffle_buffer: int = Field(ge=1)
+    in_memory: bool
+    augment: AugmentParams
 
 
 class ModelParams(Strict):
-    width: float = Field(1.0, gt=0)
-    batch_norm: bool = False
-    weights: str | None = None
+    width: float = Field(gt=0)
+    batch_norm: bool
+    weights: str | None
 
 
 class TrainParams(Strict):
-    architectures: list[str] = ["tinyvgg"]
-    methods: list[str] = ["vanilla", "sgdrop"]
-    seeds: list[int] = [0]
-    epochs: int = Field(10, ge=1)
-    optimizer: Literal["adam", "sgd"] = "adam"
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    nesterov: bool = True
-    schedule: Literal["constant", "step", "cosine"] = "cosine"
-    step_size: int = Field(30, ge=1)
-    gamma: float = Field(0.1, gt=0, le=1)
-    probe_size: int = Field(16, ge=1)
-    device: str = "auto"
-    compile: bool = False
+    architectures: list[str]
+    methods: list[str]
+    seeds: list[int]
+    epochs: int = Field(ge=1)
+    optimizer: Literal["adam", "sgd"]
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    momentum: float = Field(ge=0, lt=1)
+    nesterov: bool
+    schedule: Literal["constant", "step", "cosine"]
+    step_size: int = Field(ge=1)
+    gamma: float = Field(gt=0, le=1)
+    probe_size: int = Field(ge=1)
+    device: str
+    compile: bool
     # Saving is seconds for a VGG16 with Adam and EMA state (about 2 GB); the last epoch is always saved.
-    checkpoint_every: int = Field(1, ge=1)
+    checkpoint_every: int = Field(ge=1)
 
     @field_validator("architectures")
     @classmethod
     def _known_architectures(cls, names: list[str]) -> list[str]:
-        return [_check_name("architecture", n) for n in names]
+        return [ARCHITECTURES.check(n) for n in names]
 
     @field_validator("architectures", "methods", "seeds")
     @classmethod
@@ -125,29 +123,29 @@ class TrainParams(Strict):
 
 
 class AttributeParams(Strict):
-    methods: list[str] = ["gradcam", "grad_x_act", "input_grad", "integrated_gradients", "lrp"]
-    split: str = "test"
-    max_images: int = Field(256, ge=1)
-    ig_steps: int = Field(16, ge=2)
-    grid_images: int = Field(8, ge=1)
+    methods: list[str]
+    split: str
+    max_images: int = Field(ge=1)
+    ig_steps: int = Field(ge=2)
+    grid_images: int = Field(ge=1)
 
     @field_validator("methods")
     @classmethod
     def _known_attributions(cls, names: list[str]) -> list[str]:
-        return [_check_name("attribution", n) for n in names]
+        return [ATTRIBUTIONS.check(n) for n in names]
 
 
 class EvaluateParams(Strict):
-    area_threshold: float = Field(0.5, gt=0, lt=1)
-    iou_threshold: float = Field(0.5, gt=0, le=1)
-    top_fraction: float = Field(0.1, gt=0, lt=1)
-    human_blur_sigma: float = Field(10.0, ge=0)
-    coverage_threshold: float = 0.0
-    coverage_batches: int = Field(10, ge=1)
-    coverage_batch_size: int = Field(64, ge=1)
-    occlusion_patch: int = Field(8, ge=1)
-    occlusion_fractions: list[float] = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
-    clickme_root: str | None = None
+    area_threshold: float = Field(gt=0, lt=1)
+    iou_threshold: float = Field(gt=0, le=1)
+    top_fraction: float = Field(gt=0, lt=1)
+    human_blur_sigma: float = Field(ge=0)
+    coverage_threshold: float
+    coverage_batches: int = Field(ge=1)
+    coverage_batch_size: int = Field(ge=1)
+    occlusion_patch: int = Field(ge=1)
+    occlusion_fractions: list[float]
+    clickme_root: str | None
 
     @field_validator("occlusion_fractions")
     @classmethod
@@ -158,54 +156,53 @@ class EvaluateParams(Strict):
 
 
 class TransferParams(Strict):
-    enabled: bool = True
-    data: DataParams = DataParams(synthetic=SyntheticParams(task="b"))
-    epochs: int = Field(5, ge=1)
-    lr: float = Field(1e-3, gt=0)
+    enabled: bool
+    data: DataParams
+    epochs: int = Field(ge=1)
+    lr: float = Field(gt=0)
 
 
 class BenchParams(Strict):
-    architecture: str = "tinyvgg"
-    image_size: int = Field(64, ge=32)
-    batch_size: int = Field(64, ge=1)
-    warmup: int = Field(3, ge=0)
-    steps: int = Field(10, ge=1)
-    methods: list[str] | None = None
+    architecture: str
+    image_size: int = Field(ge=32)
+    batch_size: int = Field(ge=1)
+    warmup: int = Field(ge=0)
+    steps: int = Field(ge=1)
+    methods: list[str] | None
 
     @field_validator("architecture")
     @classmethod
     def _known_architecture(cls, name: str) -> str:
-        return _check_name("architecture", name)
+        return ARCHITECTURES.check(name)
 
 
 class Params(Strict):
     """The whole of params.yaml."""
 
-    data: DataParams = DataParams()
-    shard: ShardParams = ShardParams()
-    loader: LoaderParams = LoaderParams()
-    model: ModelParams = ModelParams()
-    train: TrainParams = TrainParams()
-    rho: float = Field(0.01, ge=0, lt=1)
-    rho_start: float = Field(0.0, ge=0, lt=1)
-    rho_end: float = Field(0.05, ge=0, lt=1)
-    methods: dict[str, dict[str, Any]] = {}
-    attribute: AttributeParams = AttributeParams()
-    evaluate: EvaluateParams = EvaluateParams()
-    transfer: TransferParams = TransferParams()
-    bench: BenchParams = BenchParams()
+    data: DataParams
+    shard: ShardParams
+    loader: LoaderParams
+    model: ModelParams
+    train: TrainParams
+    rho: float = Field(ge=0, lt=1)
+    rho_start: float = Field(ge=0, lt=1)
+    rho_end: float = Field(ge=0, lt=1)
+    methods: dict[str, dict[str, Any]]
+    attribute: AttributeParams
+    evaluate: EvaluateParams
+    transfer: TransferParams
+    bench: BenchParams
 
     def method_spec(self, name: str) -> "MethodSpec":
         """The resolved method of a run name: its registered type and validated params."""
-        from pipeline_lib.methods import METHODS
-
         entry = dict(self.methods.get(name, {}))
         kind = entry.pop("type", name)
-        if kind not in METHODS:
-            raise ParamsError(
-                f"params.yaml methods.{name}: unknown method type {kind!r}; valid methods: "
-                f"{', '.join(METHODS.names())} (set `type:` to one of them)"
-            )
+        if kind != name:  # a variant: its base method's entry, then what the variant changes
+            entry = {**{k: v for k, v in self.methods.get(kind, {}).items() if k != "type"}, **entry}
+        try:
+            METHODS.check(kind)
+        except ValueError as err:
+            raise ParamsError(f"params.yaml methods.{name}: {err} (set `type:` to one of them)") from None
         cls = METHODS.get(kind)
         inherited = {key: getattr(self, key) for key in cls.shared_params if key not in entry}
         try:
@@ -256,18 +253,21 @@ def run_dir(dataset: str, arch: str, method: str, seed: int) -> Path:
 
 
 def _format(err: ValidationError, model: type[BaseModel], prefix: str = "") -> str:
-    lines = []
+    lines, misspelt = {}, set()  # a misspelt key is also a missing one: say it once, as the typo
     for e in err.errors():
         key = prefix + ".".join(str(p) for p in e["loc"])
-        got = e.get("input")
-        msg = e["msg"].removeprefix("Value error, ")
+        msg = f"{e['msg'].removeprefix('Value error, ')} (got {e.get('input')!r})"
         if e["type"] == "extra_forbidden":
-            msg = "unknown key (remove it or check its spelling)"
+            msg = f"unknown key (remove it or check its spelling) (got {e.get('input')!r})"
             close = difflib.get_close_matches(str(e["loc"][-1]), _keys_at(model, e["loc"][:-1]), n=1)
             if close:
-                msg = f"unknown key; did you mean {prefix + '.'.join([*map(str, e['loc'][:-1]), close[0]])!r}?"
-        lines.append(f"params.yaml key '{key}': {msg} (got {got!r})")
-    return "\n".join(lines)
+                meant = prefix + ".".join([*map(str, e["loc"][:-1]), close[0]])
+                msg = f"unknown key; did you mean {meant!r}?"
+                misspelt.add(meant)
+        elif e["type"] == "missing":
+            msg = "missing (params.yaml holds every setting: copy the key from the shipped params.yaml)"
+        lines[key] = f"params.yaml key '{key}': {msg}"
+    return "\n".join(line for key, line in lines.items() if key not in misspelt)
 
 
 def _keys_at(model: type[BaseModel], loc: tuple) -> list[str]:
@@ -297,8 +297,6 @@ def parse_params(raw: dict[str, Any] | None) -> Params:
 
 
 def _check_device(params: Params) -> None:
-    import torch
-
     name = params.train.device
     fix = "use auto, cpu, cuda or cuda:<index>"
     try:
@@ -345,10 +343,6 @@ def _check_sizes(params: Params) -> None:
 
 def _probe(arch: str, size: int, model: "ModelParams", key: str) -> None:
     """Build the architecture on the meta device (no memory, no compute) and pass it an image."""
-    import torch
-
-    from pipeline_lib.models import ARCHITECTURES
-
     try:
         with torch.device("meta"):
             net = ARCHITECTURES.get(arch)(num_classes=2, image_size=size, width=model.width,
@@ -368,12 +362,27 @@ def _check_optimizer(params: Params) -> None:
 
 
 def _check_split(params: Params) -> None:
-    from pipeline_lib.data import dataset_splits
-
     splits = dataset_splits(params.data.dataset)
     if params.attribute.split not in splits:
         raise ParamsError(f"params.yaml key 'attribute.split': {params.data.dataset} has no split "
                           f"{params.attribute.split!r}; use one of {', '.join(splits)}")
+
+
+def merged(base: dict, overrides: dict) -> dict:
+    """`base` with `overrides` applied key by key, recursing into sections."""
+    out = dict(base)
+    for key, value in overrides.items():
+        both_sections = isinstance(value, dict) and isinstance(base.get(key), dict)
+        out[key] = merged(base[key], value) if both_sections else value
+    return out
+
+
+def params_with(overrides: dict[str, Any] | None = None, path: str | os.PathLike = PARAMS_FILE) -> Params:
+    """The shipped params.yaml with `overrides` (a nested dict of the keys to change)."""
+    path = Path(path)
+    if not path.is_absolute() and not path.exists():
+        path = Path(__file__).resolve().parents[1] / path
+    return parse_params(merged(yaml.safe_load(path.read_text()), overrides or {}))
 
 
 def load_params(path: str | os.PathLike = PARAMS_FILE) -> Params:

@@ -1,4 +1,4 @@
-"""Name registries: every dataset, architecture and method is one name away (as in timm)."""
+"""Name registries: every dataset, architecture, method and attribution is one name away (as in timm)."""
 from __future__ import annotations
 
 from typing import Callable, Generic, TypeVar
@@ -20,16 +20,18 @@ class Registry(Generic[T]):
 
         return add
 
+    def check(self, name: str) -> str:
+        """`name`, or a ValueError that lists the valid names."""
+        if name not in self._entries:
+            raise ValueError(f"unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(self.names())}")
+        return name
+
     def get(self, name: str) -> T:
-        try:
-            return self._entries[name]
-        except KeyError:
-            raise KeyError(
-                f"unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(self.names())}"
-            ) from None
+        return self._entries[self.check(name)]
 
     def names(self) -> list[str]:
         return sorted(self._entries)
 
     def __contains__(self, name: str) -> bool:
         return name in self._entries
+

@@ -15,7 +15,7 @@ import click
 import torch
 from torchvision import datasets, transforms
 
-from pipeline_lib.config import DataParams
+from pipeline_lib.config import params_with
 from pipeline_lib.data import DATASETS
 from pipeline_lib.data.loader import StreamLoader
 from pipeline_lib.data.shards import write_shards
@@ -43,7 +43,7 @@ def main(tar_path: Path, workers: int, batch_size: int, batches: int, sizes: str
         with tarfile.open(tar_path) as tar:
             tar.extractall(tmp, filter="data")
         root = next(p for p in tmp.iterdir() if p.is_dir())
-        write_shards(DATASETS.get("imagenette")(DataParams(dataset="imagenette", root=str(root))), tmp / "shards",
+        write_shards(DATASETS.get("imagenette")(params_with({"data": {"dataset": "imagenette", "root": str(root)}}).data), tmp / "shards",
                      params={}, samples_per_shard=1000, max_bad_fraction=0.01, progress=False)
         print(f"| size | WebDataset (ours) img/s | ImageFolder + DataLoader img/s | ratio |\n|---|---:|---:|---:|")
         for size in map(int, sizes.split(",")):

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_lib.config import parse_params
+import yaml
+
+from pipeline_lib.config import merged, parse_params
 
 SHARED_DATA = Path(os.environ.get("OVERFOCUS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -18,11 +20,14 @@ TINY = {
 }
 
 
+def tiny_raw(**overrides) -> dict:
+    """The shipped params.yaml as a dict, shrunk by TINY, with the test's own overrides on top."""
+    shipped = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    return merged(shipped, merged(TINY, overrides))
+
+
 def tiny_params(**overrides):
-    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY.items()}
-    for section, values in overrides.items():
-        raw[section] = {**raw.get(section, {}), **values} if isinstance(values, dict) else values
-    return parse_params(raw)
+    return parse_params(tiny_raw(**overrides))
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,16 @@
 """params.yaml is validated at stage start, with errors that name the key and the fix."""
 import pytest
 
-from pipeline_lib.config import ParamsError, parse_params, run_configs
+from pipeline_lib.config import ParamsError, params_with, parse_params, run_configs
+import yaml
+from pathlib import Path
 from pipeline_lib.data import DATASETS
 from pipeline_lib.data.files import resolve_root
 
 
 def error_of(raw) -> str:
     with pytest.raises(ParamsError) as err:
-        parse_params(raw)
+        params_with(raw)
     return str(err.value)
 
 
@@ -54,7 +56,7 @@ def test_unknown_key_is_an_error_not_ignored():
 
 def test_missing_data_root_says_where_and_how(tmp_path, monkeypatch):
     monkeypatch.setenv("OVERFOCUS_DATA", str(tmp_path))
-    params = parse_params({"data": {"dataset": "imagenette"}})
+    params = params_with({"data": {"dataset": "imagenette"}})
     with pytest.raises(FileNotFoundError) as err:
         DATASETS.get("imagenette")(params.data)
     msg = str(err.value)
@@ -68,7 +70,7 @@ def test_root_from_environment(tmp_path, monkeypatch):
 
 
 def test_sgdrop_reads_the_top_level_rates():
-    params = parse_params({"rho": 0.025, "train": {"methods": ["sgdrop", "curr"]},
+    params = params_with({"rho": 0.025, "train": {"methods": ["sgdrop", "curr"]},
                            "methods": {"curr": {"type": "sgdrop", "schedule": "linear"}}})
     assert params.method_spec("sgdrop").params["rho"] == 0.025
     assert params.method_spec("curr").type == "sgdrop"
@@ -79,7 +81,7 @@ def test_a_runs_config_depends_only_on_what_changes_its_weights():
     """DVC reruns a train stage when its config file changes: growing the matrix, or changing
     rho (read by SGDrop only), must not retrain the runs it does not concern."""
     def configs(**raw):
-        return {(c.arch, c.method.name, c.seed): c.model_dump() for c in run_configs(parse_params(raw))}
+        return {(c.arch, c.method.name, c.seed): c.model_dump() for c in run_configs(params_with(raw))}
 
     methods = ["vanilla", "sgdrop", "curriculum"]
     curriculum = {"curriculum": {"type": "sgdrop", "schedule": "linear"}}
@@ -91,3 +93,21 @@ def test_a_runs_config_depends_only_on_what_changes_its_weights():
     assert swept[("tinyvgg", "sgdrop", 0)] != base[("tinyvgg", "sgdrop", 0)]
     assert swept[("tinyvgg", "vanilla", 0)] == base[("tinyvgg", "vanilla", 0)]
     assert swept[("tinyvgg", "curriculum", 0)] == base[("tinyvgg", "curriculum", 0)]  # linear: rho unused
+
+
+def test_params_yaml_is_the_only_home_of_defaults():
+    """The schema holds no default: a key left out of params.yaml is named, never filled in."""
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    del raw["train"]["lr"], raw["evaluate"]["occlusion_patch"]
+    with pytest.raises(ParamsError) as err:
+        parse_params(raw)
+    msg = str(err.value)
+    assert "'train.lr': missing" in msg and "'evaluate.occlusion_patch': missing" in msg
+
+
+def test_a_method_variant_starts_from_its_base_entry():
+    params = params_with({"train": {"methods": ["sgdrop", "slow"]},
+                          "methods": {"sgdrop": {"ema_decay": 0.9}, "slow": {"type": "sgdrop", "schedule": "linear"}}})
+    assert params.method_spec("slow").params["ema_decay"] == 0.9
+    assert params.method_spec("slow").params["schedule"] == "linear"
+    assert params.method_spec("sgdrop").params["schedule"] == "constant"

@@ -19,7 +19,7 @@ from pipeline_lib.io import STAGE_MARKER, OutputRefused, atomic_path, write_json
 from pipeline_lib.models import ARCHITECTURES
 from pipeline_lib.training import loop
 from pipeline_lib.training.loop import CHECKPOINT, CheckpointError, TrainingDiverged, load_trained, train
-from tests.conftest import TINY, tiny_params
+from tests.conftest import tiny_params, tiny_raw
 
 
 def png(i: int) -> bytes:
@@ -59,7 +59,7 @@ def test_configure_refuses_to_replace_a_folder_it_did_not_write(in_tmp):
     (in_tmp / "thesis.tex").write_text("four years of work")
     (in_tmp / "src").mkdir()
     (in_tmp / "src" / "main.py").write_text("print('hello')")
-    result = invoke(main, ["--out", "."], TINY)
+    result = invoke(main, ["--out", "."], tiny_raw())
     assert_one_line_error(result, "refusing to replace", str(in_tmp), "--out")
     assert (in_tmp / "thesis.tex").read_text() == "four years of work" and (in_tmp / "src").is_dir()
     assert_one_line_error(invoke(main, ["--out", "src"]), "refusing", "src")
@@ -71,7 +71,7 @@ def test_configure_replaces_its_own_output_including_a_dvc_restored_one(in_tmp):
     file they held: the marker lives inside the folder, so a restored folder is still ours."""
     from stages.configure import main
 
-    assert invoke(main, ["--out", "configs"], TINY).exit_code == 0
+    assert invoke(main, ["--out", "configs"], tiny_raw()).exit_code == 0
     assert (in_tmp / "configs" / STAGE_MARKER).read_text().strip() == "configure"
     (in_tmp / "configs" / "synthetic" / "stale.json").write_text("{}")
     assert invoke(main, ["--out", "configs"]).exit_code == 0  # its own output: replaced
@@ -103,7 +103,7 @@ def test_the_shard_stage_says_so_in_one_line(in_tmp):
 
     (in_tmp / "data" / "raw").mkdir(parents=True)
     (in_tmp / "data" / "raw" / "notes.txt").write_text("mine")
-    assert_one_line_error(invoke(main, ["--which", "main", "--out", "data"], TINY), "refusing", "data")
+    assert_one_line_error(invoke(main, ["--which", "main", "--out", "data"], tiny_raw()), "refusing", "data")
     assert (in_tmp / "data" / "raw" / "notes.txt").exists()
 
 
@@ -114,7 +114,7 @@ def test_the_report_stage_never_deletes_folders_it_did_not_write(in_tmp):
     (in_tmp / "figures" / "plot_for_the_paper.pdf").write_text("mine")
     (in_tmp / "configs").mkdir()
     (in_tmp / "shards").mkdir()
-    result = invoke(main, ["--out", ".", "--configs", "configs", "--shards", "shards"], TINY)
+    result = invoke(main, ["--out", ".", "--configs", "configs", "--shards", "shards"], tiny_raw())
     assert_one_line_error(result, "refusing", "figures")
     assert (in_tmp / "figures" / "plot_for_the_paper.pdf").exists()
 
@@ -156,7 +156,7 @@ def test_a_truncated_tgz_and_a_file_that_is_no_tar_are_named(tmp_path):
     notes = tmp_path / "imagenette.tar"
     notes.write_text("not an archive at all")
     with pytest.raises(BadArchive, match=rf"{notes} is a file but not a tar archive"):
-        DATASETS.get("imagefolder")(parse_params({"data": {"dataset": "imagefolder", "root": str(notes)}}).data)
+        DATASETS.get("imagefolder")(parse_params(tiny_raw(data={"dataset": "imagefolder", "root": str(notes)})).data)
 
 
 # 3. A checkpoint from other params is never used --------------------------------------------------
@@ -222,11 +222,8 @@ def test_atomic_outputs_get_the_mode_the_umask_gives(tmp_path, umask, mode):
 # 6. and 9. Bad params fail before anything runs, one line naming the key and the fix --------------
 
 def params_error(**sections) -> str:
-    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY.items()}
-    for section, values in sections.items():
-        raw[section] = {**raw.get(section, {}), **values} if isinstance(values, dict) else values
     with pytest.raises(ParamsError) as err:
-        parse_params(raw)
+        parse_params(tiny_raw(**sections))
     msg = str(err.value)
     assert "\n" not in msg
     return msg
@@ -245,7 +242,7 @@ def test_cuda_on_a_machine_without_it():
 
 def test_attribute_split_must_be_one_the_dataset_has():
     assert "test_shift" in params_error(attribute={"split": "tset"})  # lists the valid ones
-    parse_params({**TINY, "attribute": {"split": "test_shift"}})  # synthetic has it
+    parse_params(tiny_raw(attribute={"split": "test_shift"}))  # synthetic has it
     msg = params_error(data={"dataset": "imagenette"}, attribute={"split": "test_shift"})
     assert "attribute.split" in msg and "train, val, test" in msg
 
@@ -276,7 +273,7 @@ def test_an_architecture_that_cannot_take_the_image_or_width(monkeypatch):
 def test_nesterov_needs_momentum():
     msg = params_error(train={"optimizer": "sgd", "momentum": 0.0, "nesterov": True})
     assert "train.nesterov" in msg and "train.momentum" in msg
-    parse_params({**TINY, "train": {**TINY["train"], "momentum": 0.0}})  # Adam ignores both
+    parse_params(tiny_raw(train={"momentum": 0.0}))  # Adam ignores both
 
 
 def test_a_batch_larger_than_the_training_set(tiny_shards, in_tmp):
@@ -297,11 +294,12 @@ def test_params_of_methods_not_in_the_matrix_are_validated_too():
 def test_a_misspelt_section_names_the_closest_valid_one(in_tmp):
     from stages.check import main
 
-    raw = {k: v for k, v in TINY.items() if k != "train"} | {"trian": TINY["train"]}
+    raw = tiny_raw()
+    raw["trian"] = raw.pop("train")
     msg = assert_one_line_error(invoke(main, [], raw), "trian")
     assert "did you mean 'train'" in msg
     assert "did you mean 'train.epochs'" in params_error(train={"epoch": 3})
-    assert invoke(main, [], TINY).exit_code == 0
+    assert invoke(main, [], tiny_raw()).exit_code == 0
 
 
 def test_missing_files_name_their_key(tmp_path):
@@ -356,7 +354,7 @@ def test_too_many_bad_images_is_one_line_naming_the_files(in_tmp):
         path = root / f"c{i % 2}" / f"img{i}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(png(i) if i else b"\x89PNG broken")
-    params = {**TINY, "data": {"dataset": "imagefolder", "root": str(root), "val_fraction": 0.2}}
+    params = tiny_raw(data={"dataset": "imagefolder", "root": str(root), "val_fraction": 0.2})
     msg = assert_one_line_error(invoke(main, ["--out", "shards"], params), "1 of 6 images are unreadable",
                                 str(root / "c0" / "img0.png"), "shard.max_bad_fraction")
     assert "BytesIO" not in msg and " at 0x" not in msg

@@ -1,7 +1,7 @@
 """Shards of the real data in ../shared/data hold every image (skipped where it is absent)."""
 import pytest
 
-from pipeline_lib.config import DataParams
+from pipeline_lib.config import params_with
 from pipeline_lib.data import DATASETS
 from pipeline_lib.data.shards import write_shards
 from tests.conftest import SHARED_DATA
@@ -12,7 +12,7 @@ CIFAR = SHARED_DATA / "cifar10-jpg.tar"
 
 
 def shard(tmp_path, **data):
-    source = DATASETS.get(data["dataset"])(DataParams(**data))
+    source = DATASETS.get(data["dataset"])(params_with({"data": data}).data)
     return write_shards(source, tmp_path / "s", params={}, samples_per_shard=5000, max_bad_fraction=0.01,
                         progress=False)
 

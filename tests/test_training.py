@@ -35,8 +35,13 @@ def test_killed_run_resumes_to_identical_weights(tiny_shards, in_tmp, method):
 def test_checkpoint_of_other_params_is_not_resumed(tiny_shards, in_tmp):
     cfg = run_configs(tiny_params(train={"epochs": 1}))[0]
     train(cfg, tiny_shards, in_tmp / "r")
+    first = weights(in_tmp / "r" / CHECKPOINT)
     other = run_configs(tiny_params(train={"epochs": 1, "lr": 0.01}))[0]
-    assert train(other, tiny_shards, in_tmp / "r")["config_digest"] == other.digest()
+    train(other, tiny_shards, in_tmp / "r")
+    # Resumed, the finished checkpoint would have been kept as it was; retrained, it is other's.
+    saved = torch.load(in_tmp / "r" / CHECKPOINT, weights_only=False)
+    assert saved["config_digest"] == other.digest() != cfg.digest()
+    assert not all(torch.equal(first[k], saved["model"][k]) for k in first)
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_shards, in_tmp, monkeypatch):

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from pipeline_lib.config import Strict
+from pipeline_lib.strict import Strict
 from pipeline_lib.registry import Registry
 
 

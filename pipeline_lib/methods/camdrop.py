@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from pipeline_lib.attribution.latent import latent_gradient
-from pipeline_lib.config import Strict
+from pipeline_lib.strict import Strict
 from pipeline_lib.methods import METHODS, Method
 
 

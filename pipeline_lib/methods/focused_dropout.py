@@ -16,7 +16,7 @@ import contextlib
 import torch
 from pydantic import Field, model_validator
 
-from pipeline_lib.config import Strict
+from pipeline_lib.strict import Strict
 from pipeline_lib.methods import METHODS, Method
 
 

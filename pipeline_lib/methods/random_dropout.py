@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torchvision.ops import drop_block2d
 
-from pipeline_lib.config import Strict
+from pipeline_lib.strict import Strict
 from pipeline_lib.methods import METHODS, Method
 
 

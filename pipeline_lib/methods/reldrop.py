@@ -18,7 +18,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from pipeline_lib.config import Strict
+from pipeline_lib.strict import Strict
 from pipeline_lib.methods import METHODS, Method
 
 

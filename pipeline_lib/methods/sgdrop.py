@@ -26,7 +26,7 @@ from pydantic import Field
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from pipeline_lib.attribution.latent import grad_x_act
-from pipeline_lib.config import Strict
+from pipeline_lib.strict import Strict
 from pipeline_lib.methods import METHODS, Method
 
 

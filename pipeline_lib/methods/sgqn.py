@@ -20,7 +20,7 @@ from pydantic import Field
 from torch import nn
 
 from pipeline_lib.attribution.latent import input_gradient
-from pipeline_lib.config import Strict
+from pipeline_lib.strict import Strict
 from pipeline_lib.methods import METHODS, Method
 from pipeline_lib.models import latent_shape
 

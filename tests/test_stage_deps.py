@@ -1,0 +1,98 @@
+"""dvc.yaml tells the truth: every project module a stage runs is among that stage's deps.
+
+The imports are read from the code (function-level imports included) and followed transitively,
+so a stage that starts using a module without declaring it fails here instead of leaving its
+results silently stale after that module changes.
+"""
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("pipeline_lib", "stages")
+# Plumbing that cannot change a result (atomic file writes, error types, the name registry, the params base
+# class, the params loader's error formatting, the progress-bar switch): need not be declared, but
+# what it imports must be.
+PLUMBING = {"pipeline_lib/io.py", "pipeline_lib/errors.py", "pipeline_lib/registry.py", "pipeline_lib/strict.py",
+            "stages/common.py"}
+
+
+def module_file(name: str) -> str | None:
+    """The repository path of a dotted module name, or None when it is not project code."""
+    if name.split(".")[0] not in PACKAGES:
+        return None
+    base = ROOT.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.exists():
+            return path.relative_to(ROOT).as_posix()
+    return None
+
+
+def imported_modules(path: str) -> set[str]:
+    """Dotted names a file imports anywhere in its body, with the packages that importing runs."""
+    tree = ast.parse((ROOT / path).read_text())
+    package = path.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+    if not path.endswith("__init__.py"):
+        package = package.rpartition(".")[0]
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            names.add(base)
+            names.update(f"{base}.{a.name}" for a in node.names)  # `from pkg import submodule`
+    with_parents = set()
+    for name in names:
+        parts = name.split(".")
+        with_parents.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return with_parents
+
+
+def closure(entry: str) -> set[str]:
+    seen, todo = set(), [entry]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        todo.extend(f for f in map(module_file, imported_modules(path)) if f and f not in seen)
+    return seen - PLUMBING - {"pipeline_lib/__init__.py", "stages/__init__.py"}
+
+
+def stages() -> dict[str, dict]:
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def stage_entry(stage: dict) -> str:
+    body = stage.get("do", stage)
+    module = body["cmd"].split("python -m ", 1)[1].split()[0]
+    return module_file(module)
+
+
+def covered(path: str, deps: list[str]) -> bool:
+    return any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps)
+
+
+def declared_deps(stage: dict) -> list[str]:
+    return [d if isinstance(d, str) else next(iter(d)) for d in stage.get("do", stage).get("deps", [])]
+
+
+@pytest.mark.parametrize("name", sorted(stages()))
+def test_every_module_a_stage_runs_is_a_declared_dep(name):
+    stage = stages()[name]
+    deps = declared_deps(stage)
+    missing = sorted(p for p in closure(stage_entry(stage)) if not covered(p, deps))
+    assert not missing, f"dvc.yaml stage {name!r} runs {missing} without declaring them in its deps"
+
+
+def test_the_import_reader_follows_function_level_and_from_imports():
+    # RelDrop imports LRP inside a function (zennit is slow to import); the closure must see it.
+    assert "pipeline_lib/attribution/lrp.py" in closure("pipeline_lib/methods/reldrop.py")
+    # `from pipeline_lib.methods import (sgdrop, ...)` names submodules.
+    assert "pipeline_lib/methods/sgdrop.py" in closure("pipeline_lib/methods/__init__.py")
+    assert not covered("pipeline_lib/metrics/coverage.py", ["pipeline_lib/metric"])
