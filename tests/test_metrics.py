@@ -9,13 +9,14 @@ from PIL import Image
 from scipy.stats import spearmanr
 from torch import nn
 
-from pipeline_lib.methods import Method
+from pipeline_lib.methods import Method, build_method
 from pipeline_lib.metrics.clickme import read_clickme
 from pipeline_lib.metrics.coverage import neuron_coverage
 from pipeline_lib.metrics.harmonization import HUMAN_CEILING, harmonization, spearman
 from pipeline_lib.metrics.localization import area_ratio, hit_ratio, iou
 from pipeline_lib.metrics.occlusion import occlude, occlusion_curves
-from pipeline_lib.models import Head, SplitModel
+from pipeline_lib.models import Head, SplitModel, build_model
+from tests.conftest import tiny_params
 
 
 def test_area_ratio_on_hand_built_maps():
@@ -204,3 +205,20 @@ def test_mask_leakage_tells_a_mask_reading_model_from_an_image_reading_one():
     clean = mask_leakage(model, Method(Method.Params(), model=model, num_classes=classes, image_size=4, epochs=1),
                          images, labels, lambda x: x.float(), **args)
     assert clean["masked_true"] == clean["unmasked"] and clean["follows_wrong"] < 0.5
+
+
+def test_mask_leakage_of_a_random_method_does_not_depend_on_what_was_drawn_before():
+    """The fan-out found it: the same run's evaluate gave 0.15 in one process and 0.2 in another."""
+    from pipeline_lib.metrics.leakage import mask_leakage
+
+    classes, n = 5, 200
+    model = _MaskReader(classes)  # predicts the channel a random spatial dropout zeroed
+    model.encoder.weight.data.zero_()
+    model.encoder.bias.data.fill_(1.0)
+    method = build_method(tiny_params(train={"methods": ["spatial_dropout"]}).method_spec("spatial_dropout"),
+                          model=model, num_classes=classes, image_size=4, epochs=1)
+    images, labels = torch.zeros(n, 3, 4, 4, dtype=torch.uint8), torch.arange(n) % classes
+    args = dict(num_classes=classes, batch_size=50)
+    first = mask_leakage(model, method, images, labels, lambda x: x.float(), **args)
+    torch.rand(1000)  # another stage's draws
+    assert mask_leakage(model, method, images, labels, lambda x: x.float(), **args) == first

@@ -21,7 +21,15 @@ import torch
 @torch.no_grad()
 def mask_leakage(model, method, images: torch.Tensor, labels: torch.Tensor, normalize, *,
                  num_classes: int, batch_size: int, seed: int = 0) -> dict[str, float]:
+    """Seeded on its own, so a random method's masks (dropout) do not depend on what the process
+    drew before: the same run gives the same numbers wherever its stage runs."""
     device = next(model.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        return _leakage(model, method, images, labels, normalize, num_classes, batch_size, seed, device)
+
+
+def _leakage(model, method, images, labels, normalize, num_classes, batch_size, seed, device) -> dict[str, float]:
     gen = torch.Generator().manual_seed(seed)
     wrong = (labels + torch.randint(1, num_classes, labels.shape, generator=gen)) % num_classes
     model.eval()
