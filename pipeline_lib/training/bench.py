@@ -13,7 +13,8 @@ import time
 import torch
 
 from pipeline_lib.config import Params, RunConfig
-from pipeline_lib.training.loop import build_run, train_step
+from pipeline_lib.training.loop import build_run
+from pipeline_lib.training.step import train_step
 
 
 def benchmark(params: Params, methods: list[str], *, arch: str, image_size: int, batch_size: int,
@@ -27,7 +28,7 @@ def benchmark(params: Params, methods: list[str], *, arch: str, image_size: int,
         cfg = RunConfig(arch=arch, method=params.method_spec(name), seed=0, data=params.data, loader=loader,
                         model=model, train=train_cfg)
         run = build_run(cfg, num_classes, image_size)
-        run.method.start_epoch(0 if "curriculum" not in name else train_cfg.epochs - 1)
+        run.method.start_epoch(train_cfg.epochs - 1)  # the final rates: a curriculum's largest
         runs[name] = run
     first = next(iter(runs.values()))
     gen = torch.Generator().manual_seed(0)

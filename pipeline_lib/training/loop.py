@@ -9,12 +9,14 @@
 - A non-finite loss, non-finite weights or an exploded loss stop the run with `TrainingDiverged`,
   leaving the last good checkpoint.
 - Per-epoch logs through dvclive, including the attribution area ratio of a fixed probe batch.
-- Multi-process data parallelism under `torchrun` (NCCL on GPUs, gloo on CPUs): `loader.batch_size`
-  is the global batch; every rank draws and augments the same global batch and trains on its
-  slice, and gradients are averaged across ranks after each backward pass. This is DDP's
-  arithmetic, done explicitly because methods call the encoder and head directly (a DDP wrapper
-  only synchronises through its own forward). Parameters, hence the EMA, stay identical on every
-  rank, and SGDrop's masks are per sample. Rank 0 alone writes checkpoints and logs.
+- Multi-process data parallelism under `torchrun` (NCCL on GPUs, gloo on CPUs) with
+  DistributedDataParallel around the step module (`step.MethodStep`), whose forward runs the
+  method's hooks, so the gradient all-reduce overlaps the backward. `loader.batch_size` is the
+  global batch; every rank draws and augments the same global batch and trains on its slice.
+  Parameters, hence the EMA, stay identical on every rank, and SGDrop's masks are per sample.
+  Rank 0 alone writes checkpoints and logs.
+- No host sync inside an epoch: losses, accuracies and the methods' statistics accumulate on the
+  device and are read once per epoch; a GPU step's time comes from CUDA events on sampled steps.
 """
 from __future__ import annotations
 
@@ -30,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from pipeline_lib.attribution.latent import gradcam, upsample
@@ -43,6 +46,7 @@ from pipeline_lib.methods import Method, build_method
 from pipeline_lib.metrics.accuracy import evaluate
 from pipeline_lib.metrics.localization import area_ratio
 from pipeline_lib.models import SplitModel, build_model
+from pipeline_lib.training.step import MethodStep, train_step
 
 CHECKPOINT = "checkpoint.pt"
 PROBE_FILE = "probe_cams.npz"  # per-epoch Grad-CAM of the first probe images, in the dvclive folder
@@ -77,17 +81,6 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
-def average_gradients(parameters) -> None:
-    grads = [p.grad for p in parameters if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.flatten() for g in grads])
-    dist.all_reduce(flat)
-    flat /= dist.get_world_size()
-    for g, synced in zip(grads, flat.split([g.numel() for g in grads])):
-        g.copy_(synced.view_as(g))
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -120,6 +113,7 @@ class Run:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     device: torch.device
+    step: nn.Module  # the forward of a training step (`MethodStep`), DDP-wrapped under torchrun
     epoch: int = 0
     history: list[dict] = field(default_factory=list)
     probe_cams: list[torch.Tensor] = field(default_factory=list)
@@ -165,7 +159,7 @@ def build_run(cfg: RunConfig, num_classes: int, image_size: int) -> Run:
         model.encoder.compile()  # the training step calls encoder and head, not model.forward
         model.head.compile()
     optimizer = build_optimizer(list(model.parameters()) + list(method.extra_modules.parameters()), cfg.train)
-    return Run(cfg, model, method, optimizer, build_scheduler(optimizer, cfg.train), device)
+    return Run(cfg, model, method, optimizer, build_scheduler(optimizer, cfg.train), device, MethodStep(model, method))
 
 
 def resume_if_possible(run: Run, path: Path) -> bool:
@@ -191,33 +185,11 @@ def rewind_log(live, epochs: int) -> None:
     live.step = epochs
 
 
-def train_step(run: Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimisation step through the method's hooks; returns (loss, logits)."""
-    model, method = run.model, run.method
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if run.device.type == "cuda"
-                else contextlib.nullcontext())
-    with autocast:
-        x = method.input(x, y, model)
-        z = method.features(model.encoder(x), x, y, model)
-        logits = model.head(z, penultimate=lambda h: method.penultimate(h, y, model))
-        loss = F.cross_entropy(logits.float(), y)
-        extra = method.extra_loss(x, y, model, logits, z)
-        if extra is not None:
-            loss = loss + extra
-    if not torch.isfinite(loss):
-        raise TrainingDiverged(f"loss became {loss.item()} at epoch {run.epoch + 1}")
-    run.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if dist.is_initialized():
-        average_gradients([p for g in run.optimizer.param_groups for p in g["params"]])
-    with method.step_context(run.optimizer):
-        run.optimizer.step()
-    method.after_step(model)
-    return loss.detach(), logits.detach()
-
-
 def check_diverged(run: Run, record: dict, num_classes: int) -> None:
-    """After an epoch, before it is logged or saved: the weights are finite, the loss has not exploded."""
+    """After an epoch, before it is logged or saved: the loss and the weights are finite, the loss
+    has not exploded. Checked once an epoch, since a check per step would stall the GPU."""
+    if not math.isfinite(record["train_loss"]):
+        raise TrainingDiverged(f"loss became {record['train_loss']} at epoch {run.epoch + 1}")
     tensors = [*run.model.named_parameters(), *run.model.named_buffers()]
     broken = [name for name, t in tensors if t.is_floating_point() and not torch.isfinite(t).all()]
     if broken:
@@ -258,6 +230,8 @@ def train(cfg: RunConfig, shard_dir: Path, out_dir: Path, *, progress: bool = Fa
                           f"set ({manifest['splits']['train']['count']} images in {shard_dir}); lower it")
     run = build_run(cfg, len(manifest["classes"]), size)
     rank, world = init_distributed(run.device)
+    if world > 1:  # the bucketed all-reduce overlaps the backward; rank 0's weights are broadcast
+        run.step = DistributedDataParallel(run.step, device_ids=[run.device.index] if run.device.type == "cuda" else None)
     if lcfg.batch_size % world:
         raise ValueError(f"loader.batch_size ({lcfg.batch_size}) must be a multiple of the {world} processes")
     if run.device.type == "cpu":
@@ -317,13 +291,18 @@ def train(cfg: RunConfig, shard_dir: Path, out_dir: Path, *, progress: bool = Fa
     return final
 
 
+TIMED_EVERY = 10  # GPU steps timed with CUDA events: one in ten, read at the end of the epoch
+
+
 def train_epoch(run: Run, loader, normalize, progress: bool, rank: int = 0, world: int = 1) -> dict:
     run.model.train()
     run.method.start_epoch(run.epoch)
     loader.set_epoch(run.epoch)
     gen = torch.Generator().manual_seed(run.cfg.seed * 7919 + run.epoch)
     aug = run.cfg.loader.augment
-    losses, correct, seen, step_ms, stats = [], 0, 0, [], {}
+    cuda = run.device.type == "cuda"
+    loss_sum, correct = torch.zeros((), device=run.device), torch.zeros((), device=run.device, dtype=torch.long)
+    steps, seen, timings, stats = 0, 0, [], {}
     bar = tqdm(loader, desc=f"epoch {run.epoch + 1}/{run.cfg.train.epochs}", disable=not progress, leave=False)
     epoch_start = time.perf_counter()
     for images, labels in bar:
@@ -332,27 +311,37 @@ def train_epoch(run: Run, loader, normalize, progress: bool, rank: int = 0, worl
         if world > 1 and isinstance(loader, InMemoryLoader):
             images, labels = images.chunk(world)[rank], labels.chunk(world)[rank]
         x, y = normalize(images), labels.to(run.device, non_blocking=True)
-        if run.device.type == "cuda":
+        if cuda:
             x = x.contiguous(memory_format=torch.channels_last)
-            torch.cuda.synchronize()
-        start = time.perf_counter()
+        timed = steps % TIMED_EVERY == 0
+        if timed:
+            start = torch.cuda.Event(enable_timing=True) if cuda else time.perf_counter()
+            if cuda:
+                start.record()
         loss, logits = train_step(run, x, y)
-        if run.device.type == "cuda":
-            torch.cuda.synchronize()
-        step_ms.append(1000 * (time.perf_counter() - start))
-        losses.append(loss.item())
-        correct += (logits.argmax(1) == y).sum().item()
-        seen += len(y)
+        if timed:  # on a CPU the step has run when train_step returns
+            end = torch.cuda.Event(enable_timing=True) if cuda else time.perf_counter()
+            if cuda:
+                end.record()
+            timings.append((start, end))
+        loss_sum += loss
+        correct += (logits.argmax(1) == y).sum()
+        steps, seen = steps + 1, seen + len(y)
         for k, v in run.method.last.items():
             stats.setdefault(k, []).append(v)
+    if cuda:
+        torch.cuda.synchronize()  # the epoch's one sync: every sum and event below is final
+    step_ms = [s.elapsed_time(e) if cuda else 1000 * (e - s) for s, e in timings]
+    stats = {k: torch.as_tensor(v, dtype=torch.float64) if not torch.is_tensor(v[0]) else torch.stack(v).double()
+             for k, v in stats.items()}
     return {
-        "epoch": run.epoch + 1, "train_loss": float(np.mean(losses)), "train_acc": correct / seen,
+        "epoch": run.epoch + 1, "train_loss": loss_sum.item() / steps, "train_acc": correct.item() / seen,
         "lr": run.optimizer.param_groups[0]["lr"], "step_ms": statistics.median(step_ms),
         # loader included: against step_ms, says whether data loading keeps up with the GPU
         "train_images_per_s": seen / (time.perf_counter() - epoch_start),
-        "rho": float(np.mean(stats.pop("rho", [0.0]))),
-        "dropped_fraction": float(np.mean(stats.pop("dropped_fraction", [0.0]))),
-        **{k: float(np.mean(v)) for k, v in stats.items() if all(map(math.isfinite, v))},
+        "rho": float(stats.pop("rho", torch.zeros(1)).mean()),
+        "dropped_fraction": float(stats.pop("dropped_fraction", torch.zeros(1)).mean()),
+        **{k: float(v.mean()) for k, v in stats.items() if torch.isfinite(v).all()},
     }
 
 
