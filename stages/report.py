@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from pipeline_lib.reporting.collect import collect
-from pipeline_lib.reporting.report import build_report, load_params_text, write_pages
+from pipeline_lib.reporting.render import write_pages
+from pipeline_lib.reporting.report import build_report, load_params_text
 from stages.common import params_or_exit
 
 
@@ -20,9 +21,10 @@ def main(out: Path, configs: Path, shards: Path) -> None:
     for sub in ("tables", "figures"):
         shutil.rmtree(out / sub, ignore_errors=True)
     collection = collect(configs)
-    sections = build_report(collection, study_methods=list(params.methods), out=out, shard_dir=shards,
-                            bench_dir=out / "bench", params_text=load_params_text())
-    write_pages(sections, out)
+    page = build_report(collection, specs={name: params.method_spec(name) for name in params.methods},
+                        order=list(params.train.methods), out=out, shard_dir=shards, bench_dir=out / "bench",
+                        params_text=load_params_text())
+    write_pages(page, out)
     click.echo(f"report of {len(collection.runs)} runs -> {out / 'index.html'}")
 
 
