@@ -13,6 +13,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -56,6 +57,8 @@ def bands(ax, data: pd.DataFrame, x: str, y: str, style: Style) -> None:
         mean, std, n = g.mean(), g.std(ddof=1).fillna(0.0), int(g.count().max())
         ax.plot(mean.index, mean.values, marker="o", ms=3, label=f"{m} (n = {n})", **style.line(m))
         ax.fill_between(mean.index, mean - std, mean + std, color=style.color[m], alpha=0.18, lw=0)
+    if x in ("epoch", "layer"):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def panels(setups: list[str], columns: int, width: float = 5.2, height: float = 3.4):
@@ -125,7 +128,7 @@ def saliency_strip(strips: dict[str, dict], path: Path, max_epochs: int = 8) -> 
     (the paper's Figure 1), one row per method."""
     epochs = next(iter(strips.values()))["cams"].shape[0]
     shown = sorted(set(np.linspace(0, epochs - 1, min(max_epochs, epochs)).round().astype(int)))
-    fig, axes = plt.subplots(len(strips), len(shown), figsize=(1.7 * len(shown) + 1.2, 1.7 * len(strips)), squeeze=False)
+    fig, axes = plt.subplots(len(strips), len(shown), figsize=(1.4 * len(shown) + 1.2, 1.4 * len(strips)), squeeze=False)
     for r, (label, s) in enumerate(strips.items()):
         image = s["images"][0].transpose(1, 2, 0)
         for c, e in enumerate(shown):

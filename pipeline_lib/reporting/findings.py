@@ -204,38 +204,47 @@ def cost_findings(bench: list[dict], roles: dict[str, str | None], paper: Paper)
     return lines, verdicts
 
 
+def setup_finding(part: pd.DataFrame, c: Claim) -> tuple[str, str] | None:
+    """(our numbers, verdict) for one setup, or None when a role of the claim was not run there."""
+    if c.key == "rho":
+        return rho_setup(part, c)
+    a_runs, b_runs = pick(part, c.a), None if c.b is None else pick(part, c.b)
+    if a_runs.empty or (b_runs is not None and b_runs.empty):
+        return None
+    a, b = values(a_runs, c.metric), None if b_runs is None else values(b_runs, c.metric)
+    if not len(a) or (b is not None and not len(b)):
+        return f"not measured ({c.metric} is absent)", NOT_RUN
+    if b is None:
+        first, last = (values(a_runs, f"metrics.attention_over_training.{k}") for k in ("first", "last"))
+        return (f"{a_runs['label'].iloc[0]}: {_fmt(first, 1, c.digits)} → {_fmt(last, 1, c.digits)}, "
+                f"change {_fmt(a, c.scale, c.digits)} (n = {len(a)})"), compare(a, b, c.sign)
+    return (f"{a_runs['label'].iloc[0]} {_fmt(a, c.scale, c.digits)} vs {b_runs['label'].iloc[0]} "
+            f"{_fmt(b, c.scale, c.digits)} (n = {len(a)}, {len(b)})"), compare(a, b, c.sign)
+
+
 def findings(runs: pd.DataFrame, paper: Paper, bench: list[dict], bench_roles: dict[str, str | None],
-             anchors: set[str]) -> list[Finding]:
+             anchors: list[str]) -> list[Finding]:
+    """`anchors`: the ids of the page's sections and figures, for the links to the details."""
     out = []
     for c in CLAIMS:
         lines, verdicts, paper_lines = [], [], []
         if c.key == "cost":
             lines, verdicts = cost_findings(bench, bench_roles, paper)
         for setup, part in ([] if c.key == "cost" else runs.groupby("setup", sort=False)):
-            if c.key == "rho":
-                got = rho_setup(part, c)
-                if got:
-                    lines.append(f"{setup}: {got[0]}")
-                    verdicts.append(got[1])
+            got = setup_finding(part, c)
+            if got is None:
                 continue
-            a = values(pick(part, c.a), c.metric)
-            b = None if c.b is None else values(pick(part, c.b), c.metric)
-            if not len(a) or (b is not None and not len(b)):
-                continue
-            verdicts.append(compare(a, b, c.sign))
+            lines.append(f"{setup}: {got[0]}")
+            verdicts.append(got[1])
             same = paper_cell(paper, c, part["dataset"].iloc[0], part["arch"].iloc[0])
             if same:
                 paper_lines.append(same)
-            if b is None:
-                first = values(pick(part, c.a), "metrics.attention_over_training.first")
-                last = values(pick(part, c.a), "metrics.attention_over_training.last")
-                lines.append(f"{setup}, {pick(part, c.a)['label'].iloc[0]}: {_fmt(first, 1, c.digits)} → "
-                             f"{_fmt(last, 1, c.digits)}, change {_fmt(a, c.scale, c.digits)} (n = {len(a)})")
-            else:
-                lines.append(f"{setup}: {pick(part, c.a)['label'].iloc[0]} {_fmt(a, c.scale, c.digits)} vs "
-                             f"{pick(part, c.b)['label'].iloc[0]} {_fmt(b, c.scale, c.digits)} (n = {len(a)}, {len(b)})")
-        links = [(text, anchor) for text, anchor in (("table", c.table), ("figure", c.figure)) if anchor in anchors]
-        out.append(Finding(c.key, c.text, "; ".join([*paper_lines, paper_text(paper, c)]), lines, combine(verdicts), links))
+        if len(set(verdicts)) > 1:  # say which setup gave which verdict
+            lines = [f"{line} [{v}]" for line, v in zip(lines, verdicts)]
+        links = [(text, next(a for a in anchors if a.startswith(prefix))) for text, prefix in
+                 (("table", c.table), ("figure", c.figure)) if prefix and any(a.startswith(prefix) for a in anchors)]
+        out.append(Finding(c.key, c.text, "; ".join([*paper_lines, paper_text(paper, c)]), lines,
+                           combine([v for v in verdicts if v != NOT_RUN]), links))
     return out
 
 

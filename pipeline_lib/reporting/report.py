@@ -168,6 +168,7 @@ def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[s
     by = ["setup", "label"]
     style = figures.Style(order, {m for m, r in zip(runs["label"], runs["role"]) if r in HIGHLIGHT})
     first_seed = runs.sort_values("seed").groupby(by, sort=False).head(1)
+    first_seed = first_seed.iloc[np.argsort([order.index(m) for m in first_seed["label"]], kind="stable")]
     sections = []
 
     # accuracy (Table 3)
@@ -233,11 +234,10 @@ def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[s
     table4 = paper.data["attribution"]
     s = Section("attribution", "Attribution metrics and neuron coverage (Table 4)", [
         f"Grad-CAM at the encoder output, upsampled; ratios in [0, 1] as in the paper. Human-map proxy for "
-        f"hit ratio and harmonization: {', '.join(proxy)}. {COVERAGE_NOTE}",
-        f"The paper ({table4['where']}): " + "; ".join(
-            f"{paper.label(role)}: area {v['area_ratio']}, hit {v['hit_ratio']}, harmonization {v['harmonization']}, "
-            f"coverage global {v['coverage_global']}, feature map {v['coverage_feature_map']}"
-            for role, v in table4["rows"].items())])
+        f"hit ratio and harmonization: {', '.join(proxy)}. {COVERAGE_NOTE} The paper's Table 4 comes first."])
+    t4 = pd.DataFrame({paper.label(role): v for role, v in table4["rows"].items()}).T
+    t4.index.name = "method"
+    s.tables.append(w.table("attribution_paper", f"The paper: {table4['where']}", t4.map(lambda v: f"{v:.2f}")))
     s.tables += per_setup(w, aggregate(runs, list(attr_cols.values()), by), order, attr_cols, "attribution",
                           "Attribution metrics and neuron coverage", scale=1.0, digits=3)
     per_map = {name: f"metrics.attribution.{name}.area_ratio" for name in
@@ -313,7 +313,7 @@ def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[s
             per_setup(w, aggregate(leak, list(leak_cols.values()), by), order, leak_cols, "mask_leakage",
                       "Label leakage (%)")))
 
-    anchors = {s.id for s in sections} | {f.id for s in sections for f in s.figures}
+    anchors = [a for s in sections for a in (s.id, *(f.id for f in s.figures))]
     bench = [{**json.loads(p.read_text()), "name": p.stem} for p in sorted(bench_dir.glob("*.json"))]
     bench_roles = {name: paper.role(spec.type, spec.params) for name, spec in specs.items()}
     setups = list(dict.fromkeys(runs["setup"]))
@@ -356,8 +356,9 @@ def bench_section(w: Writer, bench_dir: Path) -> list[Section]:
     tables = []
     for path in sorted(bench_dir.glob("*.json")):
         data = json.loads(path.read_text())
-        t = pd.DataFrame(data["rows"]).set_index("method")[["ms_per_step", "images_per_s", "ratio_to_vanilla"]].round(2)
-        t.index.name = "method"
+        t = pd.DataFrame(data["rows"]).set_index("method")[["ms_per_step", "images_per_s", "ratio_to_vanilla"]]
+        t = t.round(2).rename(columns={"ms_per_step": "ms / step", "images_per_s": "images / s",
+                                       "ratio_to_vanilla": "x vanilla"})
         tables.append(w.table(f"overhead_{path.stem}", f"Per-step cost, {path.stem} ({data['device_name']})", t))
     if not tables:
         return []
