@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -175,11 +176,13 @@ def test_paper_values_stand_beside_ours_for_a_setup_the_paper_has(fabricated):
                     for t, m in zip(runs["type"], runs["method"])]
     runs.loc[runs["arch"] == "tinyvgg", ["dataset", "arch"]] = ["imagenette", "vgg16"]
     runs["setup"] = [paper.setup_label(d, a) for d, a in zip(runs["dataset"], runs["arch"])]
-    table = setup_columns(runs, ["vanilla", "sgdrop", "sgdrop_no_ema"], "metrics.accuracy.test",
+    runs = pd.concat([runs, runs[runs["label"] == "sgdrop"].assign(label="sgdrop_rho05")])  # a second SGDrop
+    table = setup_columns(runs, ["vanilla", "sgdrop", "sgdrop_no_ema", "sgdrop_rho05"], "metrics.accuracy.test",
                           lambda r, d, a: (paper.accuracy(r, d, a) or (None,))[0])
     assert table.loc["vanilla", "Imagenette / VGG16 (paper)"] == "67.21 ± 0.29"
     assert table.loc["sgdrop", "Imagenette / VGG16 (paper)"] == "81.00 ± 0.44"
     assert table.loc["sgdrop", "Imagenette / VGG16"] == "70.00 ± 1.00"
+    assert table.loc["sgdrop_rho05", "Imagenette / VGG16 (paper)"] == DASH  # the paper's value beside one variant
     assert "synthetic / resnet20 (paper)" not in table
 
 

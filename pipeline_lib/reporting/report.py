@@ -27,7 +27,7 @@ from pipeline_lib.config import MethodSpec
 from pipeline_lib.data.loader import load_split
 from pipeline_lib.reporting import figures
 from pipeline_lib.reporting.collect import Collection, aggregate, label_variants
-from pipeline_lib.reporting.findings import Finding, findings, rule_text
+from pipeline_lib.reporting.findings import Finding, findings, pick, rule_text
 from pipeline_lib.reporting.overlay import overlay_grid
 from pipeline_lib.reporting.paper import Paper
 from pipeline_lib.reporting.tables import DASH, cell, metric_table, usual_n, write_table
@@ -129,14 +129,17 @@ def per_setup(w: Writer, agg: pd.DataFrame, order: list[str], columns: dict[str,
 
 def setup_columns(runs: pd.DataFrame, order: list[str], metric: str, paper_value) -> pd.DataFrame:
     """The paper's Table 3 layout: methods as rows, setups as columns, the paper's value beside ours
-    where it has one (`paper_value(role, dataset, arch)` -> [mean, std] or None)."""
+    where it has one (`paper_value(role, dataset, arch)` -> [mean, std] or None), beside the variant
+    that plays the role in the findings only."""
     agg = aggregate(runs, [metric], ["setup", "dataset", "arch", "label", "role"])
     n = usual_n(agg, [metric])
     rows = [m for m in order if m in set(agg["label"])]
     table = pd.DataFrame(DASH, index=pd.Index(rows, name="method"), columns=[], dtype=object)
     for setup, part in agg.groupby("setup", sort=False):
         table[setup] = DASH
-        paper_cells = {r["label"]: paper_value(r["role"], r["dataset"], r["arch"]) for _, r in part.iterrows()}
+        primary = {role: pick(part, role)["label"].iloc[0] for role in set(part["role"]) - {""}}
+        paper_cells = {r["label"]: paper_value(r["role"], r["dataset"], r["arch"]) for _, r in part.iterrows()
+                       if primary.get(r["role"]) == r["label"]}
         for _, r in part.iterrows():
             table.loc[r["label"], setup] = cell(r[f"{metric}:mean"], r[f"{metric}:std"], int(r[f"{metric}:n"]), usual_n=n)
         if any(paper_cells.values()):
@@ -236,6 +239,7 @@ def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[s
         f"Grad-CAM at the encoder output, upsampled; ratios in [0, 1] as in the paper. Human-map proxy for "
         f"hit ratio and harmonization: {', '.join(proxy)}. {COVERAGE_NOTE} The paper's Table 4 comes first."])
     t4 = pd.DataFrame({paper.label(role): v for role, v in table4["rows"].items()}).T
+    t4 = t4.rename(columns=lambda c: c.replace("coverage_", "coverage, ").replace("_", " "))
     t4.index.name = "method"
     s.tables.append(w.table("attribution_paper", f"The paper: {table4['where']}", t4.map(lambda v: f"{v:.2f}")))
     s.tables += per_setup(w, aggregate(runs, list(attr_cols.values()), by), order, attr_cols, "attribution",
