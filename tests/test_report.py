@@ -62,8 +62,8 @@ def fabricate(root: Path, params, warn: str | None = None, acc=None) -> None:
 
 
 def study(**train):
-    return tiny_params(train={"architectures": ["tinyvgg", "resnet20"], "methods": ["vanilla", "sgdrop", "sgdrop_no_ema"],
-                              "seeds": [0, 1, 2], **train}, methods=METHODS)
+    return tiny_params(train={"architectures": ["tinyvgg", "resnet20"], "seeds": [0, 1, 2],
+                              "methods": ["vanilla", "sgdrop", "sgdrop_no_ema"], **train}, methods=METHODS)
 
 
 def build(root: Path, params, shards: Path, order=None, bench=None):
@@ -231,7 +231,8 @@ def paper_rows(data: dict) -> list[list[float]]:
     rows += [flat(r) for r in data["transfer"]["rows"].values()] + [flat(r) for r in data["ema"]["rows"].values()]
     rows += [[r["vanilla_ms"], r["sgdrop_ms"], r["overhead_percent"]] for r in data["overhead"]["rows"].values()]
     for r in data["attribution"]["rows"].values():
-        rows += [[r["area_ratio"], r["hit_ratio"], r["harmonization"]], [r["coverage_global"], r["coverage_feature_map"]]]
+        rows += [[r["area_ratio"], r["hit_ratio"], r["harmonization"]],
+                 [r["coverage_global"], r["coverage_feature_map"]]]
     return rows
 
 

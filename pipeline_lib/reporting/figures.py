@@ -128,7 +128,8 @@ def saliency_strip(strips: dict[str, dict], path: Path, max_epochs: int = 8) -> 
     (the paper's Figure 1), one row per method."""
     epochs = next(iter(strips.values()))["cams"].shape[0]
     shown = sorted(set(np.linspace(0, epochs - 1, min(max_epochs, epochs)).round().astype(int)))
-    fig, axes = plt.subplots(len(strips), len(shown), figsize=(1.4 * len(shown) + 1.2, 1.4 * len(strips)), squeeze=False)
+    fig, axes = plt.subplots(len(strips), len(shown), figsize=(1.4 * len(shown) + 1.2, 1.4 * len(strips)),
+                             squeeze=False)
     for r, (label, s) in enumerate(strips.items()):
         image = s["images"][0].transpose(1, 2, 0)
         for c, e in enumerate(shown):

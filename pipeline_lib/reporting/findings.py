@@ -124,7 +124,9 @@ def paper_pairs(paper: Paper, a: str, b: str, table: str = "accuracy") -> list[t
     if table == "ema":
         cols = [tuple(c) for c in paper.data["ema"]["columns"]]
         rows = paper.data["ema"]["rows"]
-        return [(paper.setup_label(*c), rows[a][i], rows[b][i]) for i, c in enumerate(cols)] if a in rows and b in rows else []
+        if a not in rows or b not in rows:
+            return []
+        return [(paper.setup_label(*c), rows[a][i], rows[b][i]) for i, c in enumerate(cols)]
     cells = paper.accuracy_cells
     return [(paper.setup_label(d, arch), cell, cells[b, d, arch][0]) for (role, d, arch), (cell, _) in cells.items()
             if role == a and (b, d, arch) in cells]
@@ -153,8 +155,8 @@ def paper_text(paper: Paper, c: Claim) -> str:
                 + d["attribution"]["where"])
     if c.key == "transfer":
         rows = d["transfer"]["rows"]
-        return f"{rows['sgdrop'][0]:.2f} ± {rows['sgdrop'][1]:.2f} vs {rows['vanilla'][0]:.2f} ± {rows['vanilla'][1]:.2f}; " \
-               + d["transfer"]["where"]
+        (a, sa), (b, sb) = rows["sgdrop"], rows["vanilla"]
+        return f"{a:.2f} ± {sa:.2f} vs {b:.2f} ± {sb:.2f}; " + d["transfer"]["where"]
     if c.key == "cost":
         rows = d["overhead"]["rows"]
         return "; ".join(f"{d['architectures'][arch]} +{r['overhead_percent']:.2f}% ({r['vanilla_ms']:.2f} → "

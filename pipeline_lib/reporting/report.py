@@ -141,7 +141,8 @@ def setup_columns(runs: pd.DataFrame, order: list[str], metric: str, paper_value
         paper_cells = {r["label"]: paper_value(r["role"], r["dataset"], r["arch"]) for _, r in part.iterrows()
                        if primary.get(r["role"]) == r["label"]}
         for _, r in part.iterrows():
-            table.loc[r["label"], setup] = cell(r[f"{metric}:mean"], r[f"{metric}:std"], int(r[f"{metric}:n"]), usual_n=n)
+            table.loc[r["label"], setup] = cell(r[f"{metric}:mean"], r[f"{metric}:std"], int(r[f"{metric}:n"]),
+                                                usual_n=n)
         if any(paper_cells.values()):
             table[f"{setup} (paper)"] = DASH
             for label, c in paper_cells.items():
@@ -334,18 +335,20 @@ def rho_and_ema(w: Writer, runs: pd.DataFrame, order: list[str], paper: Paper, s
     if not sg.empty:
         sg["label"] = [f"linear {r['p.rho_start']}→{r['p.rho_end']}" if r["role"] == "sgdrop_curriculum"
                        else f"rho = {r['p.rho']}" for _, r in sg.iterrows()]
-        cols = {"test accuracy (%)": "metrics.accuracy.test", "area ratio (%)": "metrics.attribution.gradcam.area_ratio"}
+        cols = {"test accuracy (%)": "metrics.accuracy.test",
+                "area ratio (%)": "metrics.attribution.gradcam.area_ratio"}
         rows = sorted(set(sg["label"]), key=lambda m: (m.startswith("linear"), m))
         s = Section("rho", "rho and the curriculum (Table 7)", [
             "SGDrop with a fixed rho (one row per value) and with rho rising linearly over the epochs. "
             + paper.data["text"]["rho"] + " Add variants with other rho values under methods: in params.yaml to "
             "extend the sweep; the curve appears from two values on."],
             per_setup(w, aggregate(sg, list(cols.values()), ["setup", "label"]), rows, cols, "rho", "SGDrop rho"))
-        fixed = sg[sg["role"] == "sgdrop"].assign(rho=lambda d: d["p.rho"], accuracy=lambda d: d["metrics.accuracy.test"],
-                                                  label="SGDrop, fixed rho")
+        fixed = sg[sg["role"] == "sgdrop"]
+        fixed = fixed.assign(rho=fixed["p.rho"], accuracy=fixed["metrics.accuracy.test"], label="SGDrop, fixed rho")
         if fixed.groupby("setup")["rho"].nunique().max() >= 2:
             s.figures.append(w.figure("accuracy_vs_rho", "Test accuracy against rho, mean ± std over seeds.",
-                                      lambda p: figures.accuracy_vs_rho(fixed, figures.Style(["SGDrop, fixed rho"], set()), p)))
+                                      lambda p: figures.accuracy_vs_rho(fixed, figures.Style(["SGDrop, fixed rho"],
+                                                                                             set()), p)))
         sections.append(s)
     ema = runs[runs["role"].isin(["vanilla", "sgdrop_no_ema", "sgdrop"])]
     if {"sgdrop", "sgdrop_no_ema"} <= set(ema["role"]):
@@ -372,7 +375,8 @@ def bench_section(w: Writer, bench_dir: Path) -> list[Section]:
 
 def run_warnings(col: Collection) -> list[str]:
     """Warnings the runs wrote into train.json, and runs left out of the report."""
-    out = [f"{run}: {text}" for run, found in col.metrics.items() for text in found.get("train", {}).get("warnings", [])]
+    out = [f"{run}: {text}" for run, found in col.metrics.items()
+           for text in found.get("train", {}).get("warnings", [])]
     if col.stale:
         out.append("Left out, made with other params (rerun dvc repro): " + ", ".join(col.stale))
     if col.missing:
