@@ -14,7 +14,8 @@ import yaml
 from pipeline_lib.config import run_configs
 from pipeline_lib.io import write_json
 from pipeline_lib.reporting.collect import aggregate, collect, label_variants
-from pipeline_lib.reporting.findings import MIXED, NOT_REPRODUCED, NOT_RUN, ONE_SEED, REPRODUCED, combine, compare
+from pipeline_lib.reporting.findings import (MIXED, NOT_REPRODUCED, NOT_RUN, ONE_SEED, REPRODUCED, chance_reproduced,
+                                             combine, compare)
 from pipeline_lib.reporting.paper import PAPER_FILE, Paper
 from pipeline_lib.reporting.render import write_pages
 from pipeline_lib.reporting.report import build_report, data_provenance, setup_columns
@@ -121,6 +122,13 @@ def test_the_verdict_rule():
     assert compare(np.array([-0.2, -0.21]), None, -1) == REPRODUCED  # a change within one method
     assert combine([REPRODUCED, NOT_REPRODUCED]) == MIXED and combine([ONE_SEED, REPRODUCED]) == REPRODUCED
     assert combine([]) == NOT_RUN and combine([ONE_SEED]) == ONE_SEED
+
+
+def test_the_rules_false_positive_rate_is_what_the_page_states():
+    rng = np.random.default_rng(0)
+    for n in (2, 3):
+        calls = [compare(rng.normal(size=n), rng.normal(size=n), +1) == REPRODUCED for _ in range(20000)]
+        assert np.mean(calls) == pytest.approx(chance_reproduced(n), abs=0.01)
 
 
 def test_findings_are_computed_from_the_runs(fabricated, in_tmp, tiny_shards):

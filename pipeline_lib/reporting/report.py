@@ -325,7 +325,8 @@ def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[s
     seeds = sorted(set(runs["seed"]))
     summary = (f"{len(runs)} runs: {len(order)} method variants x {len(setups)} setup{'s' * (len(setups) > 1)} "
                f"({', '.join(setups)}) x seeds {', '.join(map(str, seeds))}.")
-    return Page(summary, findings(runs, paper, bench, bench_roles, anchors), rule_text(), warnings, sections,
+    ns = sorted({n for n in runs.groupby(by).size() if n > 1}) or [2]  # the seed counts of this page
+    return Page(summary, findings(runs, paper, bench, bench_roles, anchors), rule_text(tuple(ns)), warnings, sections,
                 provenance, params_text)
 
 
