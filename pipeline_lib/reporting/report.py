@@ -196,13 +196,11 @@ def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[s
     s = Section("cue", "Cue reliance and attention over the epochs (Figures 1 and 3)", [
         "Cue reliance: test accuracy minus the accuracy on each test_* split (in points; a split without the "
         "training cue, or with a conflicting one), computed per run and then averaged. Attention: the Grad-CAM "
-        "area ratio of the fixed probe images at the first and the last epoch, and its change."])
-    cue_cols = {"test": "metrics.accuracy.test", **{f"test − {k}": f"cue.{k}" for k in splits}}
+        "area ratio of the fixed probe images (in % of the image) at the first and the last epoch, and its change."])
+    cue_cols = {"test": "metrics.accuracy.test", **{f"test − {k}": f"cue.{k}" for k in splits},
+                "area, first epoch": area + "first", "area, last epoch": area + "last", "area change": area + "change"}
     s.tables += per_setup(w, aggregate(runs, list(cue_cols.values()), by), order, cue_cols, "cue_reliance",
-                          "Test accuracy and cue reliance (points)")
-    att_cols = {"area, first epoch": area + "first", "area, last epoch": area + "last", "change": area + "change"}
-    s.tables += per_setup(w, aggregate(runs, list(att_cols.values()), by), order, att_cols, "attention",
-                          "Grad-CAM area ratio of the probe images", scale=1.0, digits=3)
+                          "Test accuracy, cue reliance and probe area ratio (%; differences in points)")
     history = pd.DataFrame([{"setup": r.setup, "label": r.label, "seed": r.seed, "epoch": e, "probe_area_ratio": a,
                              "gap": g}
                             for r in runs.itertuples()
