@@ -152,6 +152,11 @@ def setup_columns(runs: pd.DataFrame, order: list[str], metric: str, paper_value
     return table
 
 
+def primary(runs: pd.DataFrame, role: str) -> set[str]:
+    """The labels that play `role` in the findings, one per setup."""
+    return {m for _, part in runs.groupby("setup") for m in pick(part, role)["label"].unique()}
+
+
 def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[str], out: Path, shard_dir: Path,
                  bench_dir: Path, params_text: str, grid_images: int = 6) -> Page:
     """`specs`: the resolved method of every run name of params.yaml; `order`: the methods' order."""
@@ -170,7 +175,7 @@ def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[s
     order = list(dict.fromkeys([*order, *runs["label"]]))
     order = [m for m in order if m in set(runs["label"])]
     by = ["setup", "label"]
-    style = figures.Style(order, {m for m, r in zip(runs["label"], runs["role"]) if r in HIGHLIGHT})
+    style = figures.Style(order, {label for role in HIGHLIGHT for label in primary(runs, role)})
     first_seed = runs.sort_values("seed").groupby(by, sort=False).head(1)
     first_seed = first_seed.iloc[np.argsort([order.index(m) for m in first_seed["label"]], kind="stable")]
     sections = []
@@ -349,7 +354,7 @@ def rho_and_ema(w: Writer, runs: pd.DataFrame, order: list[str], paper: Paper, s
                                       lambda p: figures.accuracy_vs_rho(fixed, figures.Style(["SGDrop, fixed rho"],
                                                                                              set()), p)))
         sections.append(s)
-    ema = runs[runs["role"].isin(["vanilla", "sgdrop_no_ema", "sgdrop"])]
+    ema = runs[runs["label"].isin([m for role in ("vanilla", "sgdrop_no_ema", "sgdrop") for m in primary(runs, role)])]
     if {"sgdrop", "sgdrop_no_ema"} <= set(ema["role"]):
         sections.append(Section("ema", "EMA ablation (Table 8)", [
             "SGDrop's masks from the EMA copy of the model against masks from the online model, with vanilla as the "
