@@ -21,7 +21,8 @@ def main(out: Path, configs: Path, shards: Path) -> None:
     for sub in ("tables", "figures"):
         shutil.rmtree(out / sub, ignore_errors=True)
     collection = collect(configs)
-    page = build_report(collection, specs={name: params.method_spec(name) for name in params.methods},
+    names = {*params.methods, *params.train.methods, *(params.bench.methods or [])}  # the runs' and the bench's
+    page = build_report(collection, specs={name: params.method_spec(name) for name in names},
                         order=list(params.train.methods), out=out, shard_dir=shards, bench_dir=out / "bench",
                         params_text=load_params_text())
     write_pages(page, out)

@@ -23,7 +23,8 @@ from pipeline_lib.reporting.tables import DASH, metric_table
 from tests.conftest import SHARED_DATA, tiny_params
 
 METHODS = {"sgdrop": {"schedule": "constant", "ema": True},
-           "sgdrop_no_ema": {"type": "sgdrop", "schedule": "constant", "ema": False}}
+           "sgdrop_no_ema": {"type": "sgdrop", "schedule": "constant", "ema": False},
+           "sgdrop_rho05": {"type": "sgdrop", "rho": 0.05}}  # benched, not trained
 # test accuracy per (arch, method): SGDrop clearly above vanilla on tinyvgg, below on resnet20;
 # with and without the EMA within the seed spread; the seed adds -1, 0, +1 point
 ACC = {("tinyvgg", "vanilla"): 0.60, ("tinyvgg", "sgdrop"): 0.70, ("tinyvgg", "sgdrop_no_ema"): 0.695,
@@ -71,7 +72,7 @@ def build(root: Path, params, shards: Path, order=None, bench=None):
     out = root / "reports"
     if bench:
         write_json(out / "bench" / "tinyvgg_32px_b16_cpu.json", bench)
-    specs = {name: params.method_spec(name) for name in params.train.methods}
+    specs = {name: params.method_spec(name) for name in {*params.methods, *params.train.methods}}
     page = build_report(collect(Path("configs")), specs=specs, order=order or list(params.train.methods), out=out,
                         shard_dir=shards, bench_dir=out / "bench", params_text="x: 1\n")
     write_pages(page, out)
@@ -135,7 +136,11 @@ def test_findings_are_computed_from_the_runs(fabricated, in_tmp, tiny_shards):
     bench = {"device_name": "cpu", "rows": [{"method": "vanilla", "ms_per_step": 10.0, "images_per_s": 1.0,
                                              "ratio_to_vanilla": 1.0},
                                             {"method": "sgdrop", "ms_per_step": 13.0, "images_per_s": 1.0,
-                                             "ratio_to_vanilla": 1.3}]}
+                                             "ratio_to_vanilla": 1.3},
+                                            {"method": "sgdrop_no_ema", "ms_per_step": 20.0, "images_per_s": 1.0,
+                                             "ratio_to_vanilla": 2.0},  # another role: not SGDrop's cost
+                                            {"method": "sgdrop_rho05", "ms_per_step": 20.0, "images_per_s": 1.0,
+                                             "ratio_to_vanilla": 2.0}]}  # SGDrop's role, but not its variant
     page, _ = build(in_tmp, fabricated, tiny_shards, bench=bench)
     verdict = {f.key: f.verdict for f in page.findings}
     assert verdict["accuracy"] == MIXED  # above vanilla on tinyvgg, below on resnet20

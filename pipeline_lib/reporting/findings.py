@@ -198,7 +198,12 @@ def cost_findings(bench: list[dict], roles: dict[str, str | None], paper: Paper)
     low, high = min(r["overhead_percent"] for r in rows), max(r["overhead_percent"] for r in rows)
     lines, verdicts = [], []
     for b in bench:
-        by_role = {roles.get(r["method"]): r for r in b["rows"]}
+        # as in `pick`: the row named after the role if there is one, else the role's first row
+        by_role = {}
+        for r in b["rows"]:
+            role = roles.get(r["method"])
+            if role not in by_role or r["method"] == role:
+                by_role[role] = r
         if "sgdrop" not in by_role or "vanilla" not in by_role:
             continue
         over = 100 * (by_role["sgdrop"]["ms_per_step"] / by_role["vanilla"]["ms_per_step"] - 1)
