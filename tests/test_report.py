@@ -20,6 +20,7 @@ from pipeline_lib.reporting.paper import PAPER_FILE, Paper
 from pipeline_lib.reporting.render import write_pages
 from pipeline_lib.reporting.report import build_report, data_provenance, setup_columns
 from pipeline_lib.reporting.tables import DASH, metric_table
+from stages.configure import config_path
 from tests.conftest import SHARED_DATA, tiny_params
 
 METHODS = {"sgdrop": {"schedule": "constant", "ema": True},
@@ -36,7 +37,6 @@ def fabricate(root: Path, params, warn: str | None = None, acc=None) -> None:
     """The files the pipeline writes for every run of the matrix, with known values."""
     acc = acc or (lambda cfg: ACC[cfg.arch, cfg.method.name] + 0.01 * (cfg.seed - 1))
     for cfg in run_configs(params):
-        from stages.configure import config_path
         write_json(config_path(root / "configs", cfg), cfg.model_dump())
         a, run = acc(cfg), root / cfg.run_dir
         areas = [0.5, 0.4, 0.3 + 0.01 * cfg.seed]  # every method narrows by about 0.2
@@ -197,6 +197,15 @@ def test_paper_values_stand_beside_ours_for_a_setup_the_paper_has(fabricated):
     assert table.loc["sgdrop", "Imagenette / VGG16"] == "70.00 ± 1.00"
     assert table.loc["sgdrop_rho05", "Imagenette / VGG16 (paper)"] == DASH  # the paper's value beside one variant
     assert "synthetic / resnet20 (paper)" not in table
+
+
+def test_a_matrix_without_finished_runs_still_gives_the_claims(in_tmp, tiny_shards):
+    params = study()
+    for cfg in run_configs(params):
+        write_json(config_path(in_tmp / "configs", cfg), cfg.model_dump())
+    page, out = build(in_tmp, params, tiny_shards)
+    assert {f.verdict for f in page.findings} == {NOT_RUN} and len(page.findings) > 5
+    assert "not finished yet" in page.warnings[0] and 'id="findings"' in (out / "index.html").read_text()
 
 
 def test_a_rho_curve_needs_two_rho_values(in_tmp, tiny_shards):

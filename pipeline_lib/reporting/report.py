@@ -165,9 +165,12 @@ def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[s
     warnings = run_warnings(col)
     provenance, data_warnings = data_provenance(shard_dir)
     warnings += data_warnings
+    bench = [{**json.loads(p.read_text()), "name": p.stem} for p in sorted(bench_dir.glob("*.json"))]
+    bench_roles = {name: paper.role(spec.type, spec.params) for name, spec in specs.items()}
     if col.runs.empty:
-        return Page("No finished run was found in the current matrix.", [], rule_text(), warnings, [],
-                    provenance, params_text)
+        return Page("No finished run was found in the current matrix.",
+                    findings(pd.DataFrame(columns=["setup"]), paper, bench, bench_roles, []), rule_text(), warnings,
+                    [], provenance, params_text)
 
     runs = label_variants(col.runs)
     runs["role"] = [paper.role(t, col.configs[r].method.params) or "" for t, r in zip(runs["type"], runs["run"])]
@@ -322,8 +325,6 @@ def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[s
                       "Label leakage (%)")))
 
     anchors = [a for s in sections for a in (s.id, *(f.id for f in s.figures))]
-    bench = [{**json.loads(p.read_text()), "name": p.stem} for p in sorted(bench_dir.glob("*.json"))]
-    bench_roles = {name: paper.role(spec.type, spec.params) for name, spec in specs.items()}
     setups = list(dict.fromkeys(runs["setup"]))
     seeds = sorted(set(runs["seed"]))
     summary = (f"{len(runs)} runs: {len(order)} method variants x {len(setups)} setup{'s' * (len(setups) > 1)} "
