@@ -248,8 +248,8 @@ def findings(runs: pd.DataFrame, paper: Paper, bench: list[dict], bench_roles: d
             same = paper_cell(paper, c, part["dataset"].iloc[0], part["arch"].iloc[0])
             if same:
                 paper_lines.append(same)
-        if len(set(verdicts)) > 1:  # say which setup gave which verdict
-            lines = [f"{line} [{v}]" for line, v in zip(lines, verdicts)]
+        if len(set(verdicts) - {NOT_RUN}) > 1:  # say which setup gave which verdict
+            lines = [line if v == NOT_RUN else f"{line} [{v}]" for line, v in zip(lines, verdicts)]
         links = [(text, next(a for a in anchors if a.startswith(prefix))) for text, prefix in
                  (("table", c.table), ("figure", c.figure)) if prefix and any(a.startswith(prefix) for a in anchors)]
         out.append(Finding(c.key, c.text, "; ".join([*paper_lines, paper_text(paper, c)]), lines,
