@@ -7,7 +7,8 @@ import click
 
 from pipeline_lib.io import fresh_dir
 from pipeline_lib.reporting.collect import collect
-from pipeline_lib.reporting.report import build_report, load_params_text, write_pages
+from pipeline_lib.reporting.render import write_pages
+from pipeline_lib.reporting.report import build_report, load_params_text
 from stages.common import one_line_errors, params_or_exit
 
 
@@ -21,9 +22,11 @@ def main(out: Path, configs: Path, shards: Path) -> None:
     for sub in ("tables", "figures"):
         fresh_dir(out / sub, "report")
     collection = collect(configs)
-    sections = build_report(collection, study_methods=list(params.methods), out=out, shard_dir=shards,
-                            bench_dir=out / "bench", params_text=load_params_text())
-    write_pages(sections, out)
+    names = {*params.methods, *params.train.methods, *(params.bench.methods or [])}  # the runs' and the bench's
+    page = build_report(collection, specs={name: params.method_spec(name) for name in names},
+                        order=list(params.train.methods), out=out, shard_dir=shards, bench_dir=out / "bench",
+                        params_text=load_params_text())
+    write_pages(page, out)
     click.echo(f"report of {len(collection.runs)} runs -> {out / 'index.html'}")
 
 

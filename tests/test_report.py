@@ -1,60 +1,106 @@
-"""The report: aggregation over seeds, the "—" rule, variants never mixed, and pages that
-reference only files that exist."""
+"""The report: aggregation over seeds, verdicts computed by the stated rule, the findings first,
+only the runs of the matrix, every figure once, warnings shown, and the paper's numbers traceable
+to its text."""
+import html as html_module
 import json
 import re
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+import yaml
 
 from pipeline_lib.config import run_configs
 from pipeline_lib.io import write_json
 from pipeline_lib.reporting.collect import aggregate, collect, label_variants
-from pipeline_lib.reporting.report import build_report, write_pages
+from pipeline_lib.reporting.findings import (MIXED, NOT_REPRODUCED, NOT_RUN, ONE_SEED, REPRODUCED, chance_reproduced,
+                                             combine, compare)
+from pipeline_lib.reporting.paper import PAPER_FILE, Paper
+from pipeline_lib.reporting.render import write_pages
+from pipeline_lib.reporting.report import build_report, data_provenance, setup_columns
 from pipeline_lib.reporting.tables import DASH, metric_table
 from stages.configure import config_path
-from tests.conftest import tiny_params
+from tests.conftest import SHARED_DATA, tiny_params
 
-ACCURACIES = {("vanilla", 0): 0.70, ("vanilla", 1): 0.80, ("vanilla", 2): 0.90, ("sgdrop", 0): 0.75, ("sgdrop", 1): 0.85,
-              ("sgdrop", 2): 0.95, ("curriculum", 0): 0.60}
+METHODS = {"sgdrop": {"schedule": "constant", "ema": True},
+           "sgdrop_no_ema": {"type": "sgdrop", "schedule": "constant", "ema": False},
+           "sgdrop_rho05": {"type": "sgdrop", "rho": 0.05}}  # benched, not trained
+# test accuracy per (arch, method): SGDrop clearly above vanilla on tinyvgg, below on resnet20;
+# with and without the EMA within the seed spread; the seed adds -1, 0, +1 point
+ACC = {("tinyvgg", "vanilla"): 0.60, ("tinyvgg", "sgdrop"): 0.70, ("tinyvgg", "sgdrop_no_ema"): 0.695,
+       ("resnet20", "vanilla"): 0.70, ("resnet20", "sgdrop"): 0.60, ("resnet20", "sgdrop_no_ema"): 0.60}
+WARNING = "the head reads SGDrop's mask (label leakage)"
 
 
-def fabricate(root: Path, params) -> None:
-    """Metric files with known values for every run of the matrix."""
+def fabricate(root: Path, params, warn: str | None = None, acc=None) -> None:
+    """The files the pipeline writes for every run of the matrix, with known values."""
+    acc = acc or (lambda cfg: ACC[cfg.arch, cfg.method.name] + 0.01 * (cfg.seed - 1))
     for cfg in run_configs(params):
         write_json(config_path(root / "configs", cfg), cfg.model_dump())
-        acc = ACCURACIES[cfg.method.name, cfg.seed]
-        run = root / cfg.run_dir
-        write_json(run / "metrics.json", {"config_digest": cfg.digest(), "accuracy": {"train": 1.0, "test": acc},
-                                          "gap": 1.0 - acc, "human_map": "object masks",
-                                          "attribution": {"gradcam": {"area_ratio": acc / 2}},
-                                          "coverage": {"global_unit": 0.5, "per_layer_unit": [0.5, 0.6]},
-                                          "occlusion": {"fractions": [0, 0.5], "relevant": {"accuracy": [acc, 0.1], "auc": 0.4},
-                                                        "random": {"accuracy": [acc, 0.5], "auc": 0.6}}})
-        write_json(run / "train.json", {"config_digest": cfg.digest(), "val_acc": acc})
+        a, run = acc(cfg), root / cfg.run_dir
+        areas = [0.5, 0.4, 0.3 + 0.01 * cfg.seed]  # every method narrows by about 0.2
+        write_json(run / "metrics.json", {
+            "config_digest": cfg.digest(), "accuracy": {"train": 1.0, "val": a, "test": a, "test_conflict": a - 0.3},
+            "gap": 1.0 - a, "human_map": "object masks",
+            "attribution": {"gradcam": {"area_ratio": a / 2, "hit_whole": a / 3}},
+            "coverage": {"global_unit": 0.5, "last_conv_unit": 0.2, "per_layer_unit": [0.5, 0.6]},
+            "occlusion": {"fractions": [0, 0.5], "relevant": {"accuracy": [a, 0.1], "auc": 0.4},
+                          "random": {"accuracy": [a, 0.5], "auc": 0.6}},
+            "attention_over_training": {"probe_area_ratio": areas, "first": areas[0], "last": areas[-1],
+                                        "change": areas[-1] - areas[0]}})
+        train = {"config_digest": cfg.digest(), "val_acc": a}
+        if warn and cfg.method.name == "sgdrop" and cfg.seed == 0:
+            train["warnings"] = [warn]
+        write_json(run / "train.json", train)
+        tsv = run / "live" / "plots" / "metrics"
+        tsv.mkdir(parents=True, exist_ok=True)
+        for name, series in (("probe_area_ratio", areas), ("gap", [0.1, 0.2, 0.3])):
+            (tsv / f"{name}.tsv").write_text(f"step\t{name}\n" + "".join(f"{i}\t{v}\n" for i, v in enumerate(series)))
+        rng = np.random.default_rng(cfg.seed)
+        np.savez(run / "live" / "probe_cams.npz", cams=rng.random((3, 2, 4, 4)), images=rng.random((2, 3, 32, 32)),
+                 labels=np.zeros(2))
+        np.savez(run / "attributions.npz", gradcam=rng.random((4, 32, 32)), keys=np.array([f"k{i}" for i in range(4)]))
+
+
+def study(**train):
+    return tiny_params(train={"architectures": ["tinyvgg", "resnet20"], "seeds": [0, 1, 2],
+                              "methods": ["vanilla", "sgdrop", "sgdrop_no_ema"], **train}, methods=METHODS)
+
+
+def build(root: Path, params, shards: Path, order=None, bench=None):
+    out = root / "reports"
+    if bench:
+        write_json(out / "bench" / "tinyvgg_32px_b16_cpu.json", bench)
+    specs = {name: params.method_spec(name) for name in {*params.methods, *params.train.methods}}
+    page = build_report(collect(Path("configs")), specs=specs, order=order or list(params.train.methods), out=out,
+                        shard_dir=shards, bench_dir=out / "bench", params_text="x: 1\n")
+    write_pages(page, out)
+    return page, out
 
 
 @pytest.fixture()
 def fabricated(in_tmp):
-    params = tiny_params(train={"methods": ["vanilla", "sgdrop"], "seeds": [0, 1, 2]})
-    fabricate(in_tmp, params)
+    params = study()
+    fabricate(in_tmp, params, warn=WARNING)
     return params
 
 
 def test_mean_and_std_over_seeds(fabricated):
     runs = label_variants(collect(Path("configs")).runs)
-    agg = aggregate(runs, ["metrics.accuracy.test"], ["label"]).set_index("label")
-    assert agg.loc["vanilla", "metrics.accuracy.test:mean"] == pytest.approx(0.80)
-    assert agg.loc["vanilla", "metrics.accuracy.test:std"] == pytest.approx(0.10)
-    assert agg.loc["sgdrop", "metrics.accuracy.test:n"] == 3
-    table = metric_table(agg.reset_index(), ["vanilla", "sgdrop", "camdrop"], {"test": "metrics.accuracy.test"})
-    assert table.loc["vanilla", "test"] == "80.00 ± 10.00" and table.loc["sgdrop", "test"] == "85.00 ± 10.00"
+    agg = aggregate(runs, ["metrics.accuracy.test"], ["arch", "label"]).set_index(["arch", "label"])
+    assert agg.loc[("tinyvgg", "vanilla"), "metrics.accuracy.test:mean"] == pytest.approx(0.60)
+    assert agg.loc[("tinyvgg", "vanilla"), "metrics.accuracy.test:std"] == pytest.approx(0.01)
+    assert agg.loc[("resnet20", "sgdrop"), "metrics.accuracy.test:n"] == 3
+    table = metric_table(agg.loc["tinyvgg"].reset_index(), ["vanilla", "sgdrop"], {"test": "metrics.accuracy.test"})
+    assert table.loc["vanilla", "test"] == "60.00 ± 1.00" and table.attrs["n"] == 3
 
 
-def test_a_missing_method_is_a_dash_never_zero(fabricated):
+def test_a_missing_value_is_a_dash_never_zero(fabricated):
     runs = label_variants(collect(Path("configs")).runs)
     agg = aggregate(runs, ["metrics.accuracy.test", "metrics.nothing"], ["label"])
-    table = metric_table(agg, ["vanilla", "camdrop"], {"test": "metrics.accuracy.test", "absent": "metrics.nothing"})
-    assert table.loc["camdrop"].tolist() == [DASH, DASH] and table.loc["vanilla", "absent"] == DASH
+    table = metric_table(agg, ["vanilla"], {"test": "metrics.accuracy.test", "absent": "metrics.nothing"})
+    assert table.loc["vanilla", "absent"] == DASH
 
 
 def test_runs_with_other_params_are_stale_and_variants_are_labelled(fabricated, in_tmp):
@@ -69,25 +115,152 @@ def test_runs_with_other_params_are_stale_and_variants_are_labelled(fabricated, 
     assert "vanilla [params deadbeef]" in labels and "sgdrop" not in labels
 
 
-def test_pages_reference_only_files_that_exist(fabricated, in_tmp, tiny_shards):
-    out = in_tmp / "reports"
-    sections = build_report(collect(Path("configs")), study_methods=["vanilla", "sgdrop", "camdrop"], out=out,
-                            shard_dir=tiny_shards, bench_dir=out / "bench", params_text="x: 1\n")
-    write_pages(sections, out)
-    page = (out / "index.html").read_text()
-    refs = re.findall(r'src="([^"]+)"', page)
-    assert refs and all((out / r).exists() for r in refs)
-    md_refs = re.findall(r"\]\(([^)]+)\)", (out / "README.md").read_text())
-    assert md_refs and all((out / r).exists() for r in md_refs)
-    assert "object masks" in page and DASH in page
-    assert next((out / "tables").glob("occlusion_auc_*.tex")).read_text().count(r"\midrule") == 1
+def test_the_verdict_rule():
+    a, b = np.array([0.70, 0.71, 0.72]), np.array([0.60, 0.61, 0.62])
+    assert compare(a, b, +1) == REPRODUCED and compare(b, a, +1) == NOT_REPRODUCED
+    assert compare(a, a - 0.005, +1) == NOT_REPRODUCED  # within the seed spread
+    assert compare(a[:1], b, +1) == ONE_SEED  # one seed: no spread to compare with
+    assert compare(np.array([-0.2, -0.21]), None, -1) == REPRODUCED  # a change within one method
+    assert combine([REPRODUCED, NOT_REPRODUCED]) == MIXED and combine([ONE_SEED, REPRODUCED]) == REPRODUCED
+    assert combine([]) == NOT_RUN and combine([ONE_SEED]) == ONE_SEED
 
 
-def test_rho_sweep_labels_each_schedule_by_the_rates_it_uses(in_tmp, tiny_shards):
-    fabricate(in_tmp, tiny_params(train={"methods": ["sgdrop", "curriculum"]}, rho=0.02,
-                                  methods={"curriculum": {"type": "sgdrop", "schedule": "linear", "rho_end": 0.1}}))
-    out = in_tmp / "reports"
-    build_report(collect(Path("configs")), study_methods=["sgdrop"], out=out, shard_dir=tiny_shards,
-                 bench_dir=out / "bench", params_text="x: 1\n")
-    table = next((out / "tables").glob("rho_sweep_*.md")).read_text()
-    assert "| rho = 0.02 | 75.00 |" in table and "| linear 0.0→0.1 | 60.00 |" in table
+def test_the_rules_false_positive_rate_is_what_the_page_states():
+    rng = np.random.default_rng(0)
+    for n in (2, 3):
+        calls = [compare(rng.normal(size=n), rng.normal(size=n), +1) == REPRODUCED for _ in range(20000)]
+        assert np.mean(calls) == pytest.approx(chance_reproduced(n), abs=0.01)
+
+
+def test_findings_are_computed_from_the_runs(fabricated, in_tmp, tiny_shards):
+    bench = {"device_name": "cpu", "rows": [{"method": "vanilla", "ms_per_step": 10.0, "images_per_s": 1.0,
+                                             "ratio_to_vanilla": 1.0},
+                                            {"method": "sgdrop", "ms_per_step": 13.0, "images_per_s": 1.0,
+                                             "ratio_to_vanilla": 1.3},
+                                            {"method": "sgdrop_no_ema", "ms_per_step": 20.0, "images_per_s": 1.0,
+                                             "ratio_to_vanilla": 2.0},  # another role: not SGDrop's cost
+                                            {"method": "sgdrop_rho05", "ms_per_step": 20.0, "images_per_s": 1.0,
+                                             "ratio_to_vanilla": 2.0}]}  # SGDrop's role, but not its variant
+    page, _ = build(in_tmp, fabricated, tiny_shards, bench=bench)
+    verdict = {f.key: f.verdict for f in page.findings}
+    assert verdict["accuracy"] == MIXED  # above vanilla on tinyvgg, below on resnet20
+    assert verdict["ema"] == NOT_REPRODUCED  # 0.5 point apart, 1 point of seed spread
+    assert verdict["narrowing"] == REPRODUCED
+    assert verdict["transfer"] == NOT_RUN and verdict["rho"] == NOT_RUN and verdict["curriculum"] == NOT_RUN
+    assert verdict["cost"] == REPRODUCED  # +30%, within the paper's 25-33%
+    accuracy = next(f for f in page.findings if f.key == "accuracy")
+    assert any("70.00 ± 1.00 vs" in line and "(n = 3, 3)" in line for line in accuracy.ours)
+    assert "81.00 ± 0.44 vs 67.21 ± 0.29" in accuracy.paper
+    assert ("table", "accuracy") in accuracy.links
+
+
+def test_one_seed_is_inconclusive(in_tmp, tiny_shards):
+    params = study(seeds=[0])
+    fabricate(in_tmp, params)
+    page, _ = build(in_tmp, params, tiny_shards)
+    assert {f.key: f.verdict for f in page.findings}["accuracy"] == ONE_SEED
+
+
+def test_pages_open_with_the_findings_and_show_each_figure_once(fabricated, in_tmp, tiny_shards):
+    page, out = build(in_tmp, fabricated, tiny_shards, order=["camdrop", "vanilla", "sgdrop", "sgdrop_no_ema"])
+    html, md = (out / "index.html").read_text(), (out / "README.md").read_text()
+    assert html.index('id="findings"') < html.index("<table") and html.index('id="findings"') < html.index("<img")
+    assert re.findall(r"^## .*", md, re.M)[0].startswith("## Findings")
+    for text in (html, md):
+        refs = re.findall(r'src="([^"]+)"', text) or re.findall(r"!\[[^]]*\]\(([^)]+)\)", text)
+        assert refs and all((out / r).exists() for r in refs)
+        assert len(refs) == len(set(refs))  # no figure twice
+        assert WARNING in html_module.unescape(text) and "test − test_conflict" in text
+    figures = sorted(p.name for p in (out / "figures").iterdir())
+    assert len({Path(f).stem for f in figures}) == len(figures)  # one file per figure, no PNG + SVG pairs
+    assert "attention_over_epochs.svg" in figures and not any("rho" in f for f in figures)  # one rho value
+    accuracy = (out / "tables" / "accuracy.csv").read_text().splitlines()
+    assert set(accuracy[0].split(",")) == {"method", "synthetic / tinyvgg", "synthetic / resnet20"}  # Table 3 layout
+    assert not any(line.startswith("camdrop") for line in accuracy)  # only the runs of the matrix
+    assert (out / "tables" / "accuracy.tex").read_text().count(r"\midrule") == 1
+    cue = (out / "tables" / "cue_reliance_synthetic_tinyvgg.csv").read_text()
+    assert "30.00 ± 0.00" in cue  # test minus test_conflict, per run
+
+
+def test_paper_values_stand_beside_ours_for_a_setup_the_paper_has(fabricated):
+    paper = Paper.load()
+    runs = label_variants(collect(Path("configs")).runs)
+    runs["role"] = [paper.role(t, {"schedule": "constant", "ema": m != "sgdrop_no_ema"})
+                    for t, m in zip(runs["type"], runs["method"])]
+    runs.loc[runs["arch"] == "tinyvgg", ["dataset", "arch"]] = ["imagenette", "vgg16"]
+    runs["setup"] = [paper.setup_label(d, a) for d, a in zip(runs["dataset"], runs["arch"])]
+    runs = pd.concat([runs, runs[runs["label"] == "sgdrop"].assign(label="sgdrop_rho05")])  # a second SGDrop
+    table = setup_columns(runs, ["vanilla", "sgdrop", "sgdrop_no_ema", "sgdrop_rho05"], "metrics.accuracy.test",
+                          lambda r, d, a: (paper.accuracy(r, d, a) or (None,))[0])
+    assert table.loc["vanilla", "Imagenette / VGG16 (paper)"] == "67.21 ± 0.29"
+    assert table.loc["sgdrop", "Imagenette / VGG16 (paper)"] == "81.00 ± 0.44"
+    assert table.loc["sgdrop", "Imagenette / VGG16"] == "70.00 ± 1.00"
+    assert table.loc["sgdrop_rho05", "Imagenette / VGG16 (paper)"] == DASH  # the paper's value beside one variant
+    assert "synthetic / resnet20 (paper)" not in table
+
+
+def test_a_matrix_without_finished_runs_still_gives_the_claims(in_tmp, tiny_shards):
+    params = study()
+    for cfg in run_configs(params):
+        write_json(config_path(in_tmp / "configs", cfg), cfg.model_dump())
+    page, out = build(in_tmp, params, tiny_shards)
+    assert {f.verdict for f in page.findings} == {NOT_RUN} and len(page.findings) > 5
+    assert "not finished yet" in page.warnings[0] and 'id="findings"' in (out / "index.html").read_text()
+
+
+def test_a_rho_curve_needs_two_rho_values(in_tmp, tiny_shards):
+    params = tiny_params(train={"methods": ["sgdrop", "sgdrop_high"], "seeds": [0, 1]},
+                         methods={"sgdrop_high": {"type": "sgdrop", "rho": 0.2}})
+    fabricate(in_tmp, params, acc=lambda cfg: 0.8 - 0.3 * (cfg.method.name == "sgdrop_high") + 0.01 * cfg.seed)
+    page, out = build(in_tmp, params, tiny_shards)
+    assert (out / "figures" / "accuracy_vs_rho.svg").exists()
+    rho = (out / "tables" / "rho_synthetic_tinyvgg.csv").read_text()
+    assert "rho = 0.01,80.50 ± 0.71" in rho and "rho = 0.2,50.50 ± 0.71" in rho
+    assert {f.key: f.verdict for f in page.findings}["rho"] == REPRODUCED
+
+
+def test_no_warnings_key_and_no_skipped_count_are_fine(in_tmp, tiny_shards):
+    manifest = json.loads((tiny_shards / "manifest.json").read_text())
+    manifest.pop("bad_images", None)
+    write_json(in_tmp / "shards" / "manifest.json", manifest)
+    lines, warnings = data_provenance(in_tmp / "shards")
+    assert warnings == [] and "skipped" not in lines[0]
+    write_json(in_tmp / "shards" / "manifest.json", {**manifest, "bad_images": {"count": 3, "items": []}})
+    lines, warnings = data_provenance(in_tmp / "shards")
+    assert "skipped while sharding: 3" in lines[0] and "3 unreadable images" in warnings[0]
+    params = study(seeds=[0, 1])
+    fabricate(in_tmp, params)
+    page, out = build(in_tmp, params, tiny_shards)
+    assert page.warnings == [] and 'id="warnings"' not in (out / "index.html").read_text()
+
+
+PAPER_TEXT = SHARED_DATA.parent / "papers" / "000_1cc4953471667593.txt"
+
+
+def _row_pattern(numbers: list[float]) -> str:
+    """The numbers in this order, separated by anything but digits (the text prints 2.70 as 2.7)."""
+    texts = [f"{x:.2f}" for x in numbers]
+    return r"\D{1,12}".join(re.escape(t[:-1]) + (t[-1] + "?" if t.endswith("0") else re.escape(t[-1])) for t in texts)
+
+
+def paper_rows(data: dict) -> list[list[float]]:
+    """Every row of numbers of paper.yaml, in the order the paper prints them."""
+    flat = lambda cells: [x for c in cells for x in (c if isinstance(c, list) else [c])]  # noqa: E731
+    rows = []
+    for table in data["accuracy"]:
+        for row in table["rows"].values():
+            rows += [flat(r) for r in row.values()] if isinstance(row, dict) else [flat(row)]
+    rows += [flat(r) for r in data["transfer"]["rows"].values()] + [flat(r) for r in data["ema"]["rows"].values()]
+    rows += [[r["vanilla_ms"], r["sgdrop_ms"], r["overhead_percent"]] for r in data["overhead"]["rows"].values()]
+    for r in data["attribution"]["rows"].values():
+        rows += [[r["area_ratio"], r["hit_ratio"], r["harmonization"]],
+                 [r["coverage_global"], r["coverage_feature_map"]]]
+    return rows
+
+
+@pytest.mark.skipif(not PAPER_TEXT.exists(), reason="the paper's text is not on this machine")
+def test_every_number_of_paper_yaml_is_in_the_paper_in_its_row():
+    text = PAPER_TEXT.read_text()
+    rows = paper_rows(yaml.safe_load(PAPER_FILE.read_text()))
+    assert len(rows) > 30
+    assert [r for r in rows if not re.search(_row_pattern(r), text)] == []

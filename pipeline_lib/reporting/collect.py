@@ -80,7 +80,7 @@ def label_variants(runs: pd.DataFrame) -> pd.DataFrame:
 def aggregate(runs: pd.DataFrame, columns: list[str], by: list[str]) -> pd.DataFrame:
     """Mean, std and count over seeds of each metric column, per group."""
     present = [c for c in columns if c in runs]
-    grouped = runs.groupby(by, sort=False)[present]
+    grouped = runs.groupby(by, sort=False, dropna=False)[present]
     mean, std, count = grouped.mean(), grouped.std(ddof=1), grouped.count()
     out = pd.concat({"mean": mean, "std": std, "n": count}, axis=1)
     out.columns = [f"{c}:{stat}" for stat, c in out.columns]

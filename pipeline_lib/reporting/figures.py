@@ -1,12 +1,19 @@
-"""The report's figures, each saved as PNG and SVG (seaborn/matplotlib)."""
+"""The report's figures, each saved once: line plots as SVG, image grids as PNG at 150 dpi.
+
+Curves are the mean over seeds with a ± one standard deviation band; one colour per method
+label from seaborn's colour-blind palette (`Style`), the highlighted methods drawn thick and
+the others thin, so that vanilla against SGDrop reads at a glance.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
@@ -15,37 +22,115 @@ import torch.nn.functional as F  # noqa: E402
 
 from pipeline_lib.io import atomic_path  # noqa: E402
 
-sns.set_theme(style="whitegrid", context="paper")
+sns.set_theme(style="whitegrid", context="notebook", font_scale=0.9)
+LINESTYLES = ["-", "--", ":", "-."]
 
 
-def save(fig, stem: Path) -> list[Path]:
-    paths = []
-    for suffix in (".png", ".svg"):
-        path = stem.with_suffix(suffix)
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=suffix[1:], dpi=120, bbox_inches="tight")
-        paths.append(path)
+@dataclass
+class Style:
+    """A fixed colour (and, past the palette's 10 colours, a line style) per method label."""
+    labels: list[str]
+    highlight: set[str]
+
+    def __post_init__(self):
+        palette = sns.color_palette("colorblind", 10)
+        self.color = {m: palette[i % 10] for i, m in enumerate(self.labels)}
+        self.ls = {m: LINESTYLES[(i // 10) % len(LINESTYLES)] for i, m in enumerate(self.labels)}
+
+    def line(self, m: str) -> dict:
+        strong = m in self.highlight or not self.highlight
+        return {"color": self.color[m], "ls": self.ls[m], "lw": 2.6 if strong else 1.3,
+                "alpha": 1.0 if strong else 0.75, "zorder": 3 if strong else 2}
+
+
+def save(fig, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix[1:], dpi=150, bbox_inches="tight")
     plt.close(fig)
-    return paths
+    return path
 
 
-def attention_over_epochs(history: pd.DataFrame, stem: Path) -> list[Path]:
-    """history: columns method, epoch, probe_area_ratio, gap (Figure 3)."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    sns.lineplot(history, x="epoch", y="probe_area_ratio", hue="method", ax=axes[0], marker="o", legend=False)
-    sns.lineplot(history, x="epoch", y="gap", hue="method", ax=axes[1], marker="o")
-    axes[0].set(title="Attribution area ratio (Grad-CAM, probe batch)", ylabel="area ratio")
-    axes[1].set(title="Generalization gap (train - val accuracy)", ylabel="gap")
-    axes[1].legend(fontsize=6, bbox_to_anchor=(1.02, 1), loc="upper left")
-    return save(fig, stem)
+def bands(ax, data: pd.DataFrame, x: str, y: str, style: Style) -> None:
+    """One line per method label: the mean of `y` over seeds at each `x`, with a ± std band."""
+    for m in [m for m in style.labels if m in set(data["label"])]:
+        g = data[data["label"] == m].groupby(x)[y]
+        mean, std, n = g.mean(), g.std(ddof=1).fillna(0.0), int(g.count().max())
+        ax.plot(mean.index, mean.values, marker="o", ms=3, label=f"{m} (n = {n})", **style.line(m))
+        ax.fill_between(mean.index, mean - std, mean + std, color=style.color[m], alpha=0.18, lw=0)
+    if x in ("epoch", "layer"):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def saliency_strip(strips: dict[str, dict], stem: Path, max_epochs: int = 8) -> list[Path]:
-    """strips: {method: {"cams": (E, K, h, w), "images": (K, 3, S, S)}}; image 0 over epochs (Figure 1)."""
+def panels(setups: list[str], columns: int, width: float = 5.2, height: float = 3.4):
+    fig, axes = plt.subplots(len(setups), columns, figsize=(width * columns, height * len(setups)), squeeze=False)
+    return fig, axes
+
+
+def legend(fig, axes) -> None:
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False)
+    fig.tight_layout()
+
+
+def attention_over_epochs(history: pd.DataFrame, style: Style, path: Path) -> Path:
+    """history: setup, label, seed, epoch, probe_area_ratio, gap (the paper's Figure 3, with the gap)."""
+    setups = list(dict.fromkeys(history["setup"]))
+    fig, axes = panels(setups, 2)
+    for r, setup in enumerate(setups):
+        part = history[history["setup"] == setup]
+        bands(axes[r, 0], part, "epoch", "probe_area_ratio", style)
+        bands(axes[r, 1], part, "epoch", "gap", style)
+        axes[r, 0].set(title=f"{setup}: Grad-CAM area ratio (probe images)", xlabel="epoch", ylabel="area ratio")
+        axes[r, 1].set(title=f"{setup}: train − val accuracy", xlabel="epoch", ylabel="generalization gap")
+    legend(fig, axes)
+    return save(fig, path)
+
+
+def occlusion_curves(curves: pd.DataFrame, style: Style, path: Path) -> Path:
+    """curves: setup, label, seed, fraction, relevant, random (accuracies)."""
+    setups = list(dict.fromkeys(curves["setup"]))
+    fig, axes = panels(setups, 2)
+    for r, setup in enumerate(setups):
+        part = curves[curves["setup"] == setup]
+        for c, kind in enumerate(("relevant", "random")):
+            bands(axes[r, c], part, "fraction", kind, style)
+            axes[r, c].set(title=f"{setup}: {kind} patches occluded", xlabel="fraction of patches occluded",
+                           ylabel="test accuracy")
+    legend(fig, axes)
+    return save(fig, path)
+
+
+def coverage_per_layer(per_layer: pd.DataFrame, style: Style, path: Path) -> Path:
+    """per_layer: setup, label, seed, layer, coverage."""
+    setups = list(dict.fromkeys(per_layer["setup"]))
+    fig, axes = panels(setups, 1, width=7)
+    for r, setup in enumerate(setups):
+        bands(axes[r, 0], per_layer[per_layer["setup"] == setup], "layer", "coverage", style)
+        axes[r, 0].set(title=f"{setup}: neuron coverage per activation layer", xlabel="layer",
+                       ylabel="fraction of units active")
+    legend(fig, axes)
+    return save(fig, path)
+
+
+def accuracy_vs_rho(points: pd.DataFrame, style: Style, path: Path) -> Path:
+    """points: setup, label (the schedule), seed, rho, accuracy; drawn only with two rho values or more."""
+    setups = list(dict.fromkeys(points["setup"]))
+    fig, axes = panels(setups, 1, width=6)
+    for r, setup in enumerate(setups):
+        bands(axes[r, 0], points[points["setup"] == setup], "rho", "accuracy", style)
+        axes[r, 0].set(title=f"{setup}: SGDrop test accuracy against rho", xlabel="rho", ylabel="test accuracy")
+    legend(fig, axes)
+    return save(fig, path)
+
+
+def saliency_strip(strips: dict[str, dict], path: Path, max_epochs: int = 8) -> Path:
+    """strips: {label: {"cams": (E, K, h, w), "images": (K, 3, S, S)}}; probe image 0 over the epochs
+    (the paper's Figure 1), one row per method."""
     epochs = next(iter(strips.values()))["cams"].shape[0]
     shown = sorted(set(np.linspace(0, epochs - 1, min(max_epochs, epochs)).round().astype(int)))
-    fig, axes = plt.subplots(len(strips), len(shown), figsize=(1.5 * len(shown), 1.6 * len(strips)), squeeze=False)
-    for r, (method, s) in enumerate(strips.items()):
+    fig, axes = plt.subplots(len(strips), len(shown), figsize=(1.4 * len(shown) + 1.2, 1.4 * len(strips)),
+                             squeeze=False)
+    for r, (label, s) in enumerate(strips.items()):
         image = s["images"][0].transpose(1, 2, 0)
         for c, e in enumerate(shown):
             cam = F.interpolate(torch.from_numpy(s["cams"][e, :1]).float()[None], size=image.shape[:2],
@@ -55,35 +140,7 @@ def saliency_strip(strips: dict[str, dict], stem: Path, max_epochs: int = 8) -> 
             axes[r, c].set_xticks([])
             axes[r, c].set_yticks([])
             if r == 0:
-                axes[r, c].set_title(f"epoch {e + 1}", fontsize=7)
-        axes[r, 0].set_ylabel(method, fontsize=7)
-    return save(fig, stem)
-
-
-def occlusion_curves(curves: dict[str, dict], stem: Path) -> list[Path]:
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    palette = sns.color_palette(n_colors=len(curves))
-    for color, (method, c) in zip(palette, curves.items()):
-        ax.plot(c["fractions"], c["relevant"]["accuracy"], marker="o", color=color, label=method)
-        ax.plot(c["fractions"], c["random"]["accuracy"], ls=":", color=color)
-    ax.set(xlabel="fraction of patches occluded", ylabel="accuracy",
-           title="Occlusion by Grad-CAM relevance (solid) and at random (dotted)")
-    ax.legend(fontsize=6, bbox_to_anchor=(1.02, 1), loc="upper left")
-    return save(fig, stem)
-
-
-def accuracy_vs_rho(points: pd.DataFrame, stem: Path) -> list[Path]:
-    """points: columns rho, accuracy, variant."""
-    fig, ax = plt.subplots(figsize=(4.5, 3.2))
-    sns.lineplot(points, x="rho", y="accuracy", hue="variant", marker="o", ax=ax, errorbar="sd")
-    ax.set(title="Test accuracy against rho (SGDrop runs)", xlabel="rho", ylabel="test accuracy")
-    return save(fig, stem)
-
-
-def coverage_per_layer(per_layer: dict[str, list[float]], stem: Path) -> list[Path]:
-    rows = [{"method": m, "layer": i + 1, "coverage": v} for m, vals in per_layer.items() for i, v in enumerate(vals)]
-    fig, ax = plt.subplots(figsize=(6, 3.4))
-    sns.lineplot(pd.DataFrame(rows), x="layer", y="coverage", hue="method", marker="o", ax=ax)
-    ax.set(title="Neuron coverage per activation layer (unit level)", ylabel="fraction of units covered")
-    ax.legend(fontsize=6, bbox_to_anchor=(1.02, 1), loc="upper left")
-    return save(fig, stem)
+                axes[r, c].set_title(f"epoch {e + 1}", fontsize=10)
+        axes[r, 0].set_ylabel(label, fontsize=10, rotation=0, ha="right", va="center")
+    fig.tight_layout()
+    return save(fig, path)

@@ -19,15 +19,15 @@ def overlay_grid(images: np.ndarray, columns: dict[str, np.ndarray], path: Path,
     for i in range(n):
         axes[i, 0].imshow(images[i])
         if titles_left:
-            axes[i, 0].set_ylabel(titles_left[i], fontsize=7)
+            axes[i, 0].set_ylabel(titles_left[i], fontsize=9)
         for j, (title, maps) in enumerate(columns.items(), start=1):
             m = maps[i].astype(np.float32)
             m = np.clip(m, 0, None) / max(float(m.max()), 1e-12)
             axes[i, j].imshow(images[i])
             axes[i, j].imshow(m, cmap="jet", alpha=0.5, vmin=0, vmax=1)
             if i == 0:
-                axes[i, j].set_title(title, fontsize=7)
-    axes[0, 0].set_title("image", fontsize=7)
+                axes[i, j].set_title(title, fontsize=9)
+    axes[0, 0].set_title("image", fontsize=9)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])

@@ -1,18 +1,21 @@
-"""Build the study's report from the runs: tables, figures, `index.html` and `README.md`.
+"""The study's report as one data model (`Page`): the findings first, then the detailed tables
+and figures. `render.py` turns it into `index.html` and `README.md` with the same templates' data.
 
-Tables (Markdown, CSV, LaTeX): accuracy (paper Table 3), attribution metrics and neuron
-coverage (Table 4), transfer (Table 5), rho sweep (Table 7), EMA ablation (Table 8), per-step
-overhead (Table 9), occlusion-robustness AUC. Figures (PNG, SVG): attention over epochs beside
-the gap (Figure 3), one image's saliency across epochs (Figure 1), images x methods (Figure 4),
-occlusion curves, accuracy against rho, neuron coverage per layer.
+Tables (CSV, LaTeX): test accuracy in the layout of the paper's Table 3 (setups as columns, the
+paper's values beside ours), accuracy on every split, cue reliance and attention over the
+epochs, attribution metrics and neuron coverage (Table 4), transfer (Table 5), rho (Table 7),
+EMA ablation (Table 8), per-step cost (Table 9), occlusion robustness, label leakage. Figures:
+attention over epochs (Figure 3), one probe image's Grad-CAM over the epochs (Figure 1), test
+images x methods (Figure 4), occlusion curves, neuron coverage per layer, accuracy against rho.
+Every number is a mean ± std over the seeds of one variant (same params but the seed).
 """
 from __future__ import annotations
 
 import csv
-import html
 import importlib.metadata
 import json
 import platform
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,22 +23,84 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from pipeline_lib.config import MethodSpec
 from pipeline_lib.data.loader import load_split
-from pipeline_lib.io import atomic_path
 from pipeline_lib.reporting import figures
 from pipeline_lib.reporting.collect import Collection, aggregate, label_variants
-from pipeline_lib.reporting.tables import metric_table, to_markdown, write_table
+from pipeline_lib.reporting.findings import Finding, findings, pick, rule_text
+from pipeline_lib.reporting.overlay import overlay_grid
+from pipeline_lib.reporting.paper import Paper
+from pipeline_lib.reporting.tables import DASH, cell, metric_table, usual_n, write_table
 
 VERSIONS = ["torch", "torchvision", "dvc", "dvclive", "webdataset", "captum", "zennit", "numpy", "pandas"]
 COVERAGE_NOTE = "Neuron coverage is at the unit level (every C x H x W unit), threshold 0."
+HIGHLIGHT = ("vanilla", "sgdrop")  # the paper's roles drawn thick in every figure
+
+
+@dataclass
+class Table:
+    id: str
+    title: str
+    frame: pd.DataFrame
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def header(self) -> list[str]:
+        return [self.frame.index.name or "", *map(str, self.frame.columns)]
+
+    @property
+    def rows(self) -> list[list[str]]:
+        return [[str(i), *map(str, row)] for i, row in zip(self.frame.index, self.frame.values)]
+
+    @property
+    def n(self) -> int:
+        return self.frame.attrs.get("n", 0)
+
+
+@dataclass
+class Figure:
+    id: str
+    src: str
+    caption: str
 
 
 @dataclass
 class Section:
+    id: str
     title: str
-    text: str = ""
-    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
-    figures: list[Path] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+
+
+@dataclass
+class Page:
+    summary: str
+    findings: list[Finding]
+    rule: str
+    warnings: list[str]
+    sections: list[Section]
+    provenance: list[str]
+    params_text: str
+
+
+class Writer:
+    """Writes tables and figures under `out` and returns them as page items (paths relative to `out`)."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        (out / "tables").mkdir(parents=True, exist_ok=True)
+        (out / "figures").mkdir(parents=True, exist_ok=True)
+
+    def table(self, name: str, title: str, frame: pd.DataFrame) -> Table:
+        n = frame.attrs.get("n")
+        caption = title + (f"; mean ± std over n = {n} seeds" if n else "")
+        paths = write_table(frame, self.out / "tables" / name, caption)
+        return Table(name, caption, frame, [p.relative_to(self.out).as_posix() for p in paths])
+
+    def figure(self, name: str, caption: str, draw, suffix: str = ".svg") -> Figure:
+        path = draw(self.out / "figures" / f"{name}{suffix}")
+        return Figure(f"fig-{name}", path.relative_to(self.out).as_posix(), caption)
 
 
 def _history(run: str, name: str) -> list[float]:
@@ -46,231 +111,296 @@ def _history(run: str, name: str) -> list[float]:
         return [float(r[name]) for r in csv.DictReader(f, delimiter="\t")]
 
 
-def tables_per_arch(agg: pd.DataFrame, rows: list[str] | None, columns: dict[str, str], stem: Path,
-                    caption: str) -> list[tuple[str, pd.DataFrame]]:
-    """One table per (dataset, architecture): methods of different models never share a row.
-    `rows`: the method labels in order; None: the labels present, as they come."""
+def slug(setup: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", setup.lower()).strip("_")
+
+
+def per_setup(w: Writer, agg: pd.DataFrame, order: list[str], columns: dict[str, str], name: str, title: str,
+              **fmt) -> list[Table]:
+    """One table per setup, rows the labels run in that setup: methods of different models never share a row."""
     out = []
-    for (dataset, arch), part in agg.groupby(["dataset", "arch"]):
-        t = metric_table(part, list(part["label"]) if rows is None else rows, columns)
-        write_table(t, stem.with_name(f"{stem.name}_{dataset}_{arch}"), f"{caption}, {dataset}, {arch}")
-        out.append((f"{dataset} / {arch}", t))
+    for setup, part in agg.groupby("setup", sort=False):
+        rows = [m for m in order if m in set(part["label"])]
+        present = {k: v for k, v in columns.items() if f"{v}:mean" in part and part[f"{v}:n"].sum()}
+        if present:
+            out.append(w.table(f"{name}_{slug(setup)}", f"{title}, {setup}", metric_table(part, rows, present, **fmt)))
     return out
 
 
-def build_report(col: Collection, *, study_methods: list[str], out: Path, shard_dir: Path, bench_dir: Path,
-                 params_text: str, grid_images: int = 6) -> list[Section]:
-    tables_dir, fig_dir = out / "tables", out / "figures"
-    sections: list[Section] = []
+def setup_columns(runs: pd.DataFrame, order: list[str], metric: str, paper_value) -> pd.DataFrame:
+    """The paper's Table 3 layout: methods as rows, setups as columns, the paper's value beside ours
+    where it has one (`paper_value(role, dataset, arch)` -> [mean, std] or None), beside the variant
+    that plays the role in the findings only."""
+    agg = aggregate(runs, [metric], ["setup", "dataset", "arch", "label", "role"])
+    n = usual_n(agg, [metric])
+    rows = [m for m in order if m in set(agg["label"])]
+    table = pd.DataFrame(DASH, index=pd.Index(rows, name="method"), columns=[], dtype=object)
+    for setup, part in agg.groupby("setup", sort=False):
+        table[setup] = DASH
+        primary = {role: pick(part, role)["label"].iloc[0] for role in set(part["role"]) - {""}}
+        paper_cells = {r["label"]: paper_value(r["role"], r["dataset"], r["arch"]) for _, r in part.iterrows()
+                       if primary.get(r["role"]) == r["label"]}
+        for _, r in part.iterrows():
+            table.loc[r["label"], setup] = cell(r[f"{metric}:mean"], r[f"{metric}:std"], int(r[f"{metric}:n"]),
+                                                usual_n=n)
+        if any(paper_cells.values()):
+            table[f"{setup} (paper)"] = DASH
+            for label, c in paper_cells.items():
+                if c:
+                    table.loc[label, f"{setup} (paper)"] = f"{c[0]:.2f} ± {c[1]:.2f}"
+    table.attrs["n"] = n
+    return table
+
+
+def primary(runs: pd.DataFrame, role: str) -> set[str]:
+    """The labels that play `role` in the findings, one per setup."""
+    return {m for _, part in runs.groupby("setup") for m in pick(part, role)["label"].unique()}
+
+
+def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[str], out: Path, shard_dir: Path,
+                 bench_dir: Path, params_text: str, grid_images: int = 6) -> Page:
+    """`specs`: the resolved method of every run name of params.yaml; `order`: the methods' order."""
+    paper = Paper.load()
+    w = Writer(out)
+    warnings = run_warnings(col)
+    provenance, data_warnings = data_provenance(shard_dir)
+    warnings += data_warnings
+    bench = [{**json.loads(p.read_text()), "name": p.stem} for p in sorted(bench_dir.glob("*.json"))]
+    bench_roles = {name: paper.role(spec.type, spec.params) for name, spec in specs.items()}
     if col.runs.empty:
-        return [Section("No runs", "No finished run was found in the current matrix.")]
+        return Page("No finished run was found in the current matrix.",
+                    findings(pd.DataFrame(columns=["setup"]), paper, bench, bench_roles, []), rule_text(), warnings,
+                    [], provenance, params_text)
+
     runs = label_variants(col.runs)
-    labels = list(dict.fromkeys(study_methods + list(runs["label"])))
-    by = ["dataset", "arch", "label"]
+    runs["role"] = [paper.role(t, col.configs[r].method.params) or "" for t, r in zip(runs["type"], runs["run"])]
+    runs["setup"] = [paper.setup_label(d, a) for d, a in zip(runs["dataset"], runs["arch"])]
+    order = list(dict.fromkeys([*order, *runs["label"]]))
+    order = [m for m in order if m in set(runs["label"])]
+    by = ["setup", "label"]
+    style = figures.Style(order, {label for role in HIGHLIGHT for label in primary(runs, role)})
+    first_seed = runs.sort_values("seed").groupby(by, sort=False).head(1)
+    first_seed = first_seed.iloc[np.argsort([order.index(m) for m in first_seed["label"]], kind="stable")]
+    sections = []
 
-    acc_cols = {"test": "metrics.accuracy.test", "val": "metrics.accuracy.val", "train": "metrics.accuracy.train",
-                "gap": "metrics.gap", "test_shift": "metrics.accuracy.test_shift"}
-    acc = aggregate(runs, list(acc_cols.values()), by)
-    sections.append(Section("Accuracy (Table 3)", "Top-1 accuracy in %, mean ± std over seeds; gap = train − test; "
-                            "test_shift (synthetic) has no class detail. — marks a method not in the current matrix.",
-                            tables_per_arch(acc, labels, {k: v for k, v in acc_cols.items() if f"{v}:mean" in acc},
-                                            tables_dir / "accuracy", "Accuracy (%)")))
-
-    attr_cols = {"area ratio": "metrics.attribution.gradcam.area_ratio",
-                 "hit (whole)": "metrics.attribution.gradcam.hit_whole",
-                 "hit (largest)": "metrics.attribution.gradcam.hit_largest",
-                 "harmonization": "metrics.attribution.gradcam.harmonization",
-                 "dice top-10%": "metrics.attribution.gradcam.dice_top",
-                 "coverage global": "metrics.coverage.global_unit",
-                 "coverage last conv": "metrics.coverage.last_conv_unit"}
-    attr = aggregate(runs, list(attr_cols.values()), by)
-    proxy = sorted({m.get("metrics", {}).get("human_map", "none") for m in col.metrics.values()})
-    s = Section("Attribution metrics and neuron coverage (Table 4)",
-                f"Grad-CAM at the encoder output, upsampled; in %. Human-map proxy for harmonization: "
-                f"{', '.join(proxy)}. {COVERAGE_NOTE}")
-    s.tables += tables_per_arch(attr, labels, attr_cols, tables_dir / "attribution", "Attribution metrics (%)")
-    per_map = {}
-    for name in ("gradcam", "grad_x_act", "input_grad", "integrated_gradients", "lrp"):
-        col_name = f"metrics.attribution.{name}.area_ratio"
-        if col_name in runs:
-            per_map[name] = col_name
-    if per_map:
-        s.tables += [(f"area ratio per attribution method, {name}", t) for name, t in tables_per_arch(
-            aggregate(runs, list(per_map.values()), by), labels, per_map, tables_dir / "area_ratio_per_map",
-            "Area ratio (%) per attribution method")]
+    # accuracy (Table 3)
+    splits = sorted(c.removeprefix("metrics.accuracy.") for c in runs if c.startswith("metrics.accuracy.test_"))
+    s = Section("accuracy", "Accuracy (Table 3)", [
+        "Top-1 test accuracy in %, mean ± std over seeds, with the paper's value beside ours where the paper has "
+        "the same dataset and architecture. The second table gives every split; gap = train − test."])
+    s.tables.append(w.table("accuracy", "Test accuracy (%), methods x setups",
+                            setup_columns(runs, order, "metrics.accuracy.test",
+                                          lambda r, d, a: (paper.accuracy(r, d, a) or (None,))[0])))
+    split_cols = {"test": "metrics.accuracy.test", **{k: f"metrics.accuracy.{k}" for k in splits},
+                  "val": "metrics.accuracy.val", "train": "metrics.accuracy.train", "gap": "metrics.gap"}
+    s.tables += per_setup(w, aggregate(runs, list(split_cols.values()), by), order, split_cols, "accuracy_splits",
+                          "Accuracy on every split (%)")
     sections.append(s)
 
-    tr_cols = {"target test": "transfer.accuracy.test", "target val": "transfer.accuracy.val"}
+    # cue reliance and attention over the epochs (Figures 1 and 3)
+    for k in splits:
+        runs[f"cue.{k}"] = runs["metrics.accuracy.test"] - runs[f"metrics.accuracy.{k}"]
+    area = "metrics.attention_over_training."
+    s = Section("cue", "Cue reliance and attention over the epochs (Figures 1 and 3)", [
+        "Cue reliance: test accuracy minus the accuracy on each test_* split (in points; a split without the "
+        "training cue, or with a conflicting one), computed per run and then averaged. Attention: the Grad-CAM "
+        "area ratio of the fixed probe images (in % of the image) at the first and the last epoch, and its change."])
+    cue_cols = {"test": "metrics.accuracy.test", **{f"test − {k}": f"cue.{k}" for k in splits},
+                "area, first epoch": area + "first", "area, last epoch": area + "last", "area change": area + "change"}
+    s.tables += per_setup(w, aggregate(runs, list(cue_cols.values()), by), order, cue_cols, "cue_reliance",
+                          "Test accuracy, cue reliance and probe area ratio (%; differences in points)")
+    history = pd.DataFrame([{"setup": r.setup, "label": r.label, "seed": r.seed, "epoch": e, "probe_area_ratio": a,
+                             "gap": g}
+                            for r in runs.itertuples()
+                            for e, (a, g) in enumerate(zip(_history(r.run, "probe_area_ratio"), _history(r.run, "gap")),
+                                                       start=1)])
+    if not history.empty:
+        s.figures.append(w.figure("attention_over_epochs", "Grad-CAM area ratio of the probe images and the "
+                                  "generalization gap over the epochs: mean ± std over seeds (n in the legend); "
+                                  "vanilla and SGDrop drawn thick.",
+                                  lambda p: figures.attention_over_epochs(history, style, p)))
+    for setup, part in first_seed.groupby("setup", sort=False):
+        strips = {}
+        for r in sorted(part.itertuples(), key=lambda r: (r.role not in HIGHLIGHT, order.index(r.label))):
+            probe = Path(r.run) / "live" / "probe_cams.npz"
+            if probe.exists():
+                with np.load(probe) as d:
+                    strips[r.label] = {"cams": d["cams"], "images": d["images"]}
+        if strips:
+            s.figures.append(w.figure(f"saliency_over_epochs_{slug(setup)}", f"{setup}: one probe image's Grad-CAM "
+                                      "over the epochs, one row per method (first seed; the paper's Figure 1).",
+                                      lambda p: figures.saliency_strip(strips, p), ".png"))
+    sections.append(s)
+
+    # attribution metrics and neuron coverage (Table 4)
+    attr_cols = {"area ratio": "metrics.attribution.gradcam.area_ratio",
+                 "hit ratio": "metrics.attribution.gradcam.hit_whole",
+                 "hit (largest component)": "metrics.attribution.gradcam.hit_largest",
+                 "harmonization": "metrics.attribution.gradcam.harmonization",
+                 "dice top-10%": "metrics.attribution.gradcam.dice_top",
+                 "coverage, global": "metrics.coverage.global_unit",
+                 "coverage, last conv": "metrics.coverage.last_conv_unit"}
+    proxy = sorted({m.get("metrics", {}).get("human_map", "none") for m in col.metrics.values()})
+    table4 = paper.data["attribution"]
+    s = Section("attribution", "Attribution metrics and neuron coverage (Table 4)", [
+        f"Grad-CAM at the encoder output, upsampled; ratios in [0, 1] as in the paper. Human-map proxy for "
+        f"hit ratio and harmonization: {', '.join(proxy)}. {COVERAGE_NOTE} The paper's Table 4 comes first."])
+    t4 = pd.DataFrame({paper.label(role): v for role, v in table4["rows"].items()}).T
+    t4 = t4.rename(columns=lambda c: c.replace("coverage_", "coverage, ").replace("_", " "))
+    t4.index.name = "method"
+    s.tables.append(w.table("attribution_paper", f"The paper: {table4['where']}", t4.map(lambda v: f"{v:.2f}")))
+    s.tables += per_setup(w, aggregate(runs, list(attr_cols.values()), by), order, attr_cols, "attribution",
+                          "Attribution metrics and neuron coverage", scale=1.0, digits=3)
+    per_map = {name: f"metrics.attribution.{name}.area_ratio" for name in
+               ("gradcam", "grad_x_act", "input_grad", "integrated_gradients", "lrp")}
+    s.tables += per_setup(w, aggregate(runs, list(per_map.values()), by), order, per_map, "area_ratio_per_map",
+                          "Area ratio per attribution method", scale=1.0, digits=3)
+    for setup, part in first_seed.groupby("setup", sort=False):
+        grid, keys = {}, None
+        for r in part.itertuples():
+            npz = Path(r.run) / "attributions.npz"
+            if npz.exists():
+                with np.load(npz) as d:
+                    grid[r.label] = d["gradcam"][:grid_images].astype(np.float32)
+                    keys = keys or [str(k) for k in d["keys"][:grid_images]]
+        if grid and keys:
+            size = col.configs[part["run"].iloc[0]].loader.image_size
+            data = load_split(shard_dir, "test", size, limit=len(keys))
+
+            def draw(p, grid=grid, data=data):
+                overlay_grid(data.images.permute(0, 2, 3, 1).numpy(), grid, p)
+                return p
+            s.figures.append(w.figure(f"methods_grid_{slug(setup)}", f"{setup}: test images x methods, Grad-CAM "
+                                      "(first seed; the paper's Figure 4).", draw, ".png"))
+    per_layer = pd.DataFrame([{"setup": r.setup, "label": r.label, "seed": r.seed, "layer": i + 1, "coverage": v}
+                              for r in runs.itertuples()
+                              for i, v in enumerate(col.metrics[r.run].get("metrics", {}).get("coverage", {})
+                                                    .get("per_layer_unit", []))])
+    if not per_layer.empty:
+        s.figures.append(w.figure("coverage_per_layer", "Neuron coverage per activation layer, mean ± std over seeds.",
+                                  lambda p: figures.coverage_per_layer(per_layer, style, p)))
+    sections.append(s)
+
+    # transfer (Table 5)
     if "transfer.accuracy.test" in runs:
-        target = runs.get("transfer.target", pd.Series(["?"])).dropna().iloc[0]
-        sections.append(Section("Transfer learning (Table 5)", f"Frozen source encoder, new head trained on {target}.",
-                                tables_per_arch(aggregate(runs, list(tr_cols.values()), by), labels, tr_cols,
-                                                tables_dir / "transfer", f"Transfer with a frozen encoder to {target} (%)")))
+        target = runs["transfer.target"].dropna().iloc[0] if "transfer.target" in runs else "the target task"
+        t5 = paper.data["transfer"]
+        tr_cols = {"target test": "transfer.accuracy.test", "target val": "transfer.accuracy.val"}
+        sections.append(Section("transfer", "Transfer learning (Table 5)", [
+            f"Frozen source encoder, a new head trained on {target}; accuracy in %. The paper ({t5['where']}): "
+            + ", ".join(f"{paper.label(k)} {v[0]:.2f} ± {v[1]:.2f}" for k, v in t5["rows"].items()) + "."],
+            per_setup(w, aggregate(runs, list(tr_cols.values()), by), order, tr_cols, "transfer",
+                      f"Transfer with a frozen encoder to {target} (%)")))
 
-    sg = runs[runs["type"] == "sgdrop"].copy()
+    rho_and_ema(w, runs, order, paper, style, sections)
+    sections += bench_section(w, bench_dir)
+
+    # occlusion robustness
+    occ_cols = {"AUC relevant": "metrics.occlusion.relevant.auc", "AUC random": "metrics.occlusion.random.auc"}
+    s = Section("occlusion", "Occlusion robustness", [
+        "Accuracy as the most relevant patches (by the model's own Grad-CAM) are replaced by the mean, against "
+        "random patches; area under the accuracy curve in %."],
+        per_setup(w, aggregate(runs, list(occ_cols.values()), by), order, occ_cols, "occlusion_auc",
+                  "Occlusion robustness, area under the accuracy curve (%)"))
+    curves = pd.DataFrame([{"setup": r.setup, "label": r.label, "seed": r.seed, "fraction": f,
+                            "relevant": o["relevant"]["accuracy"][i], "random": o["random"]["accuracy"][i]}
+                           for r in runs.itertuples()
+                           if (o := col.metrics[r.run].get("metrics", {}).get("occlusion"))
+                           for i, f in enumerate(o["fractions"])])
+    if not curves.empty:
+        s.figures.append(w.figure("occlusion_curves", "Test accuracy as patches are occluded, mean ± std over seeds.",
+                                  lambda p: figures.occlusion_curves(curves, style, p)))
+    sections.append(s)
+
+    leak_cols = {"unmasked": "metrics.mask_leakage.unmasked", "masked, true label": "metrics.mask_leakage.masked_true",
+                 "follows a wrong-label mask": "metrics.mask_leakage.follows_wrong"}
+    if all(c in runs for c in leak_cols.values()):
+        leak = runs.dropna(subset=list(leak_cols.values()))
+        sections.append(Section("leakage", "Label leakage through the training mask", [
+            "Test accuracy of each method's model with nothing dropped, with its training-time mask for the true "
+            "label, and how often it predicts a random wrong label when the mask is made for that label (chance: "
+            "about one in the number of classes; near 100: the model reads the label from the mask, not the image). "
+            "Methods that do not transform the latent map are not listed."],
+            per_setup(w, aggregate(leak, list(leak_cols.values()), by), order, leak_cols, "mask_leakage",
+                      "Label leakage (%)")))
+
+    anchors = [a for s in sections for a in (s.id, *(f.id for f in s.figures))]
+    setups = list(dict.fromkeys(runs["setup"]))
+    seeds = sorted(set(runs["seed"]))
+    summary = (f"{len(runs)} runs: {len(order)} method variants x {len(setups)} setup{'s' * (len(setups) > 1)} "
+               f"({', '.join(setups)}) x seeds {', '.join(map(str, seeds))}.")
+    ns = sorted({n for n in runs.groupby(by).size() if n > 1}) or [2]  # the seed counts of this page
+    return Page(summary, findings(runs, paper, bench, bench_roles, anchors), rule_text(tuple(ns)), warnings, sections,
+                provenance, params_text)
+
+
+def rho_and_ema(w: Writer, runs: pd.DataFrame, order: list[str], paper: Paper, style, sections: list[Section]) -> None:
+    """Table 7 (the rho values and the curriculum, with a curve from two rho values on) and Table 8."""
+    sg = runs[runs["role"].isin(["sgdrop", "sgdrop_curriculum"])].copy()
     if not sg.empty:
-        sg["variant"] = sg["p.schedule"] + sg["p.ema"].map({True: "", False: ", no EMA"})
-        sg["rho_label"] = sg.apply(lambda r: f"linear {r['p.rho_start']}→{r['p.rho_end']}"
-                                   if r["p.schedule"] == "linear" else f"rho = {r['p.rho']}", axis=1)
-        sg_cols = {"test acc": "metrics.accuracy.test", "area ratio": "metrics.attribution.gradcam.area_ratio"}
-        rho_agg = aggregate(sg, list(sg_cols.values()), ["dataset", "arch", "rho_label", "p.ema"])
-        rho_agg = rho_agg[rho_agg["p.ema"]].assign(label=lambda d: d["rho_label"])
-        ema_agg = aggregate(sg[sg["p.schedule"] == "constant"], list(sg_cols.values()), ["dataset", "arch", "p.ema"]
-                            ).assign(label=lambda d: d["p.ema"].map({True: "EMA", False: "online model"}))
-        tables = [(f"rho sweep, {name}", t) for name, t in tables_per_arch(
-            rho_agg, None, sg_cols, tables_dir / "rho_sweep", "SGDrop rho sweep (%)")]
-        tables += [(f"EMA ablation, {name}", t) for name, t in tables_per_arch(
-            ema_agg, ["EMA", "online model"], sg_cols, tables_dir / "ema_ablation", "SGDrop with and without EMA (%)")]
-        sections.append(Section("rho sweep (Table 7) and EMA ablation (Table 8)",
-                                "Runs of type sgdrop in the current matrix; add variants with other rho under "
-                                "`methods:` in params.yaml to extend the sweep.", tables,
-                                figures.accuracy_vs_rho(sg.assign(rho=sg["p.rho"], accuracy=sg["metrics.accuracy.test"])
-                                                        [sg["p.schedule"] == "constant"], fig_dir / "accuracy_vs_rho")))
+        sg["label"] = [f"linear {r['p.rho_start']}→{r['p.rho_end']}" if r["role"] == "sgdrop_curriculum"
+                       else f"rho = {r['p.rho']}" for _, r in sg.iterrows()]
+        cols = {"test accuracy (%)": "metrics.accuracy.test",
+                "area ratio (%)": "metrics.attribution.gradcam.area_ratio"}
+        rows = sorted(set(sg["label"]), key=lambda m: (m.startswith("linear"), m))
+        s = Section("rho", "rho and the curriculum (Table 7)", [
+            "SGDrop with a fixed rho (one row per value) and with rho rising linearly over the epochs. "
+            + paper.data["text"]["rho"] + " Add variants with other rho values under methods: in params.yaml to "
+            "extend the sweep; the curve appears from two values on."],
+            per_setup(w, aggregate(sg, list(cols.values()), ["setup", "label"]), rows, cols, "rho", "SGDrop rho"))
+        fixed = sg[sg["role"] == "sgdrop"]
+        fixed = fixed.assign(rho=fixed["p.rho"], accuracy=fixed["metrics.accuracy.test"], label="SGDrop, fixed rho")
+        if fixed.groupby("setup")["rho"].nunique().max() >= 2:
+            s.figures.append(w.figure("accuracy_vs_rho", "Test accuracy against rho, mean ± std over seeds.",
+                                      lambda p: figures.accuracy_vs_rho(fixed, figures.Style(["SGDrop, fixed rho"],
+                                                                                             set()), p)))
+        sections.append(s)
+    ema = runs[runs["label"].isin([m for role in ("vanilla", "sgdrop_no_ema", "sgdrop") for m in primary(runs, role)])]
+    if {"sgdrop", "sgdrop_no_ema"} <= set(ema["role"]):
+        sections.append(Section("ema", "EMA ablation (Table 8)", [
+            "SGDrop's masks from the EMA copy of the model against masks from the online model, with vanilla as the "
+            "reference; test accuracy in %, the paper's Table 8 beside ours where it has the setup."],
+            [w.table("ema_ablation", "Test accuracy (%) with and without the EMA",
+                     setup_columns(ema, order, "metrics.accuracy.test", paper.ema))]))
 
-    bench_tables = []
+
+def bench_section(w: Writer, bench_dir: Path) -> list[Section]:
+    tables = []
     for path in sorted(bench_dir.glob("*.json")):
         data = json.loads(path.read_text())
-        t = pd.DataFrame(data["rows"]).set_index("method")[["ms_per_step", "images_per_s", "ratio_to_vanilla"]].round(2)
-        t.index.name = "method"
-        write_table(t, tables_dir / f"overhead_{path.stem}", f"Per-step cost, {path.stem} ({data['device_name']})")
-        bench_tables.append((f"{path.stem} on {data['device_name']}", t))
-    if bench_tables:
-        sections.append(Section("Per-step overhead against vanilla (Table 9)",
-                                "Median ms per training step on one fixed batch, all methods in one process.", bench_tables))
+        t = pd.DataFrame(data["rows"]).set_index("method")[["ms_per_step", "images_per_s", "ratio_to_vanilla"]]
+        t = t.round(2).rename(columns={"ms_per_step": "ms / step", "images_per_s": "images / s",
+                                       "ratio_to_vanilla": "x vanilla"})
+        tables.append(w.table(f"overhead_{path.stem}", f"Per-step cost, {path.stem} ({data['device_name']})", t))
+    if not tables:
+        return []
+    return [Section("overhead", "Per-step cost against vanilla (Table 9)", [
+        "Median ms per training step on one fixed batch, all methods in one process, rounds interleaved."], tables)]
 
-    occ_cols = {"AUC relevant": "metrics.occlusion.relevant.auc", "AUC random": "metrics.occlusion.random.auc"}
-    occ_tables = tables_per_arch(aggregate(runs, list(occ_cols.values()), by), labels, occ_cols,
-                                 tables_dir / "occlusion_auc", "Occlusion robustness, area under the accuracy curve (%)")
-    # figures draw one line per method: with several models in the matrix, per model too
-    several = runs[["dataset", "arch"]].drop_duplicates().shape[0] > 1
-    runs["figure_label"] = runs["label"] + (" / " + runs["arch"] if several else "")
-    first_seed = runs.sort_values("seed").groupby("figure_label").head(1)
-    curves = {r.figure_label: col.metrics[r.run]["metrics"]["occlusion"] for r in first_seed.itertuples()
-              if "metrics" in col.metrics[r.run]}
-    sections.append(Section("Occlusion robustness", "Accuracy as the most relevant patches (by the model's own "
-                            "Grad-CAM) are replaced by the mean; random patches as reference.",
-                            occ_tables, figures.occlusion_curves(curves, fig_dir / "occlusion_curves") if curves else []))
 
-    leak_columns = {"unmasked": "metrics.mask_leakage.unmasked", "masked, true label": "metrics.mask_leakage.masked_true",
-                    "follows a wrong-label mask": "metrics.mask_leakage.follows_wrong"}
-    if all(c in runs for c in leak_columns.values()):
-        leak = runs.dropna(subset=list(leak_columns.values()))
-        s = Section("Label leakage through the training mask",
-                    "Test accuracy of each method's model with nothing dropped, with its training-time mask for the "
-                    "true label, and how often it predicts a random wrong label when the mask is made for that label "
-                    "(chance: about one in the number of classes; near 100: the model reads the label from the mask, "
-                    "not the image). Methods that do not transform the latent map are not listed.")
-        s.tables = tables_per_arch(aggregate(leak, list(leak_columns.values()), by),
-                                   [m for m in labels if m in set(leak["label"])], leak_columns,
-                                   tables_dir / "mask_leakage", "Label leakage (%)")
-        sections.append(s)
-
-    hist_rows = []
-    for r in runs.itertuples():
-        for e, (area, gap) in enumerate(zip(_history(r.run, "probe_area_ratio"), _history(r.run, "gap")), start=1):
-            hist_rows.append({"method": r.figure_label, "seed": r.seed, "epoch": e, "probe_area_ratio": area, "gap": gap})
-    figs = []
-    if hist_rows:
-        figs += figures.attention_over_epochs(pd.DataFrame(hist_rows), fig_dir / "attention_over_epochs")
-    strips = {}
-    for r in first_seed.itertuples():
-        probe = Path(r.run) / "live" / "probe_cams.npz"
-        if probe.exists() and r.label in ("vanilla", "sgdrop", "dropout", "sgdrop_curriculum"):
-            with np.load(probe) as d:
-                strips[r.figure_label] = {"cams": d["cams"], "images": d["images"]}
-    if strips:
-        figs += figures.saliency_strip(strips, fig_dir / "saliency_over_epochs")
-    grid = {}
-    keys = None
-    for r in first_seed.itertuples():
-        npz = Path(r.run) / "attributions.npz"
-        if npz.exists():
-            with np.load(npz) as d:
-                grid[r.figure_label] = d["gradcam"][:grid_images].astype(np.float32)
-                keys = keys or [str(k) for k in d["keys"][:grid_images]]
-    if grid and keys:
-        data = load_split(shard_dir, "test", next(iter(col.configs.values())).loader.image_size, limit=grid_images)
-        from pipeline_lib.reporting.overlay import overlay_grid
-        for suffix in (".png", ".svg"):
-            overlay_grid(data.images.permute(0, 2, 3, 1).numpy(), grid, (fig_dir / "methods_grid").with_suffix(suffix))
-        figs.append(fig_dir / "methods_grid.png")
-    per_layer = {r.figure_label: col.metrics[r.run]["metrics"]["coverage"]["per_layer_unit"] for r in first_seed.itertuples()
-                 if "metrics" in col.metrics[r.run]}
-    if per_layer:
-        figs += figures.coverage_per_layer(per_layer, fig_dir / "coverage_per_layer")
-    sections.append(Section("Figures", "Attention over epochs (Figure 3), one probe image's Grad-CAM over epochs "
-                            "(Figure 1), test images x methods (Figure 4), neuron coverage per layer.",
-                            figures=[f for f in figs if f.suffix == ".png"]))
-
-    notes = []
+def run_warnings(col: Collection) -> list[str]:
+    """Warnings the runs wrote into train.json, and runs left out of the report."""
+    out = [f"{run}: {text}" for run, found in col.metrics.items()
+           for text in found.get("train", {}).get("warnings", [])]
     if col.stale:
-        notes.append("Left out, made with other params (rerun `dvc repro`): " + ", ".join(col.stale))
+        out.append("Left out, made with other params (rerun dvc repro): " + ", ".join(col.stale))
     if col.missing:
-        notes.append("Runs of the matrix not finished yet: " + ", ".join(col.missing))
+        out.append("Runs of the matrix not finished yet: " + ", ".join(col.missing))
+    return out
+
+
+def data_provenance(shard_dir: Path) -> tuple[list[str], list[str]]:
+    """Lines on the data and the software, and a warning when images were skipped as unreadable."""
+    manifest = json.loads((shard_dir / "manifest.json").read_text())
+    skipped = manifest.get("bad_images", {}).get("count")
+    lines = [f"Dataset {manifest['dataset']}: " + ", ".join(f"{k} {v['count']}" for k, v in manifest["splits"].items())
+             + f" images; human-map proxy: {manifest.get('human_map', 'none')}."
+             + ("" if skipped is None else f" Unreadable images skipped while sharding: {skipped}.")]
     versions = {p: importlib.metadata.version(p) for p in VERSIONS}
     versions["python"] = platform.python_version()
-    manifest = json.loads((shard_dir / "manifest.json").read_text())
-    data_text = (f"Dataset **{manifest['dataset']}**: " + ", ".join(f"{k} {v['count']}" for k, v in manifest["splits"].items())
-                 + f" images; human-map proxy: {manifest['human_map']}.")
-    sections.append(Section("Provenance", "\n\n".join([data_text, *notes, "Software: " + ", ".join(
-        f"{k} {v}" for k, v in versions.items()), "params.yaml:\n\n```yaml\n" + params_text + "```"])))
-    return sections
-
-
-def write_pages(sections: list[Section], out: Path) -> None:
-    md = ["# overfocus report\n", "Regenerated by `dvc repro` from the runs of the current matrix.\n"]
-    body = []
-    for s in sections:
-        md.append(f"## {s.title}\n\n{s.text}\n")
-        body.append(f"<h2>{html.escape(s.title)}</h2>")
-        body.append(_html_text(s.text))
-        for title, t in s.tables:
-            md.append(f"**{title}**\n\n{to_markdown(t)}")
-            body.append(f"<h3>{html.escape(title)}</h3>" + t.to_html(classes="table", border=0))
-        for f in s.figures:
-            rel = f.relative_to(out).as_posix()
-            md.append(f"![{f.stem}]({rel})\n")
-            body.append(f'<figure><img src="{html.escape(rel)}" alt="{html.escape(f.stem)}">'
-                        f"<figcaption>{html.escape(f.stem.replace('_', ' '))}</figcaption></figure>")
-    page = _PAGE.replace("{{BODY}}", "\n".join(body))
-    for name, text in (("README.md", "\n".join(md)), ("index.html", page)):
-        with atomic_path(out / name) as tmp:
-            tmp.write_text(text)
-
-
-def _html_text(text: str) -> str:
-    parts = text.split("```")
-    out = []
-    for i, part in enumerate(parts):
-        if i % 2:
-            out.append(f"<pre>{html.escape(part.removeprefix('yaml'))}</pre>")
-        else:
-            out += [f"<p>{html.escape(p).replace('**', '')}</p>" for p in part.split("\n\n") if p.strip()]
-    return "\n".join(out)
-
-
-# The inline script records, once the page has loaded, how many images loaded or broke, so that a
-# headless browser can check the page (see tests/test_report_browser.py).
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>overfocus report</title>
-<style>
-body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;font-size:13px;margin:.5em 0 1.5em}th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}
-th:first-child,td:first-child{text-align:left}figure{margin:1em 0}img{max-width:100%}
-pre{background:#f6f6f6;padding:1em;font-size:12px;overflow:auto}
-</style></head><body>
-<h1>overfocus report</h1>
-{{BODY}}
-<script>
-window.addEventListener("load", function () {
-  var imgs = Array.prototype.slice.call(document.images);
-  var broken = imgs.filter(function (i) { return !i.complete || i.naturalWidth === 0; });
-  document.body.setAttribute("data-images", String(imgs.length));
-  document.body.setAttribute("data-broken-images", String(broken.length));
-});
-</script>
-</body></html>
-"""
+    lines.append("Software: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".")
+    warnings = [f"{skipped} unreadable images were skipped while sharding {manifest['dataset']}."] if skipped else []
+    return lines, warnings
 
 
 def load_params_text(path: Path = Path("params.yaml")) -> str:

@@ -1,5 +1,7 @@
-"""Tables as Markdown, CSV and LaTeX (booktabs). A cell is `mean ± std` over seeds (the mean
-alone for one seed), and "—" where there is no run: a missing run is never shown as zero."""
+"""Tables as CSV and LaTeX (booktabs); the pages render them from the same frames. A cell is
+`mean ± std` over seeds (the mean alone for one seed), followed by `(n = k)` where k differs from
+the table's usual number of seeds (stated in its caption), and "—" where a run has no value: a
+missing value is never shown as zero."""
 from __future__ import annotations
 
 import math
@@ -12,39 +14,46 @@ from pipeline_lib.io import atomic_path
 DASH = "—"
 
 
-def cell(mean: float | None, std: float | None, n: int, scale: float = 100.0, digits: int = 2) -> str:
+def cell(mean: float | None, std: float | None, n: int, scale: float = 100.0, digits: int = 2,
+         usual_n: int | None = None) -> str:
     if not n or mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return DASH
     text = f"{mean * scale:.{digits}f}"
     if n > 1 and std is not None and not math.isnan(std):
         text += f" ± {std * scale:.{digits}f}"
+    if usual_n is not None and n != usual_n:
+        text += f" (n = {n})"
     return text
+
+
+def usual_n(agg: pd.DataFrame, metrics: list[str]) -> int:
+    """The most common number of seeds behind the table's cells."""
+    counts = pd.concat([agg[f"{m}:n"] for m in metrics if f"{m}:n" in agg] or [pd.Series([0])])
+    counts = counts[counts > 0]
+    return int(counts.mode().max()) if len(counts) else 0
 
 
 def metric_table(agg: pd.DataFrame, rows: list[str], columns: dict[str, str], *, key: str = "label",
                  scale: float = 100.0, digits: int = 2) -> pd.DataFrame:
-    """Rows in the given order (one per method label), one column per metric; "—" where absent."""
-    table = pd.DataFrame(index=pd.Index(rows, name="method"), columns=list(columns), dtype=object).fillna(DASH)
+    """Rows in the given order (one per method label), one column per metric; "—" where absent.
+    `attrs["n"]` holds the usual number of seeds."""
+    n = usual_n(agg, list(columns.values()))
+    table = pd.DataFrame(DASH, index=pd.Index(rows, name="method"), columns=list(columns), dtype=object)
     for _, r in agg.iterrows():
         if r[key] not in table.index:
             continue
         for title, metric in columns.items():
             if f"{metric}:mean" in r:
                 table.loc[r[key], title] = cell(r[f"{metric}:mean"], r[f"{metric}:std"], int(r[f"{metric}:n"]),
-                                                scale, digits)
+                                                scale, digits, n)
+    table.attrs["n"] = n
     return table
-
-
-def to_markdown(table: pd.DataFrame) -> str:
-    cols = [table.index.name or ""] + list(table.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join([str(i)] + [str(v) for v in row]) + " |" for i, row in zip(table.index, table.values)]
-    return "\n".join(lines) + "\n"
 
 
 def _tex(text: str) -> str:
     return (str(text).replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%")
-            .replace("&", r"\&").replace("#", r"\#").replace("±", r"$\pm$").replace(DASH, "---"))
+            .replace("&", r"\&").replace("#", r"\#").replace("±", r"$\pm$").replace(DASH, "---")
+            .replace("→", r"$\to$").replace("−", "-"))
 
 
 def to_latex(table: pd.DataFrame, caption: str) -> str:
@@ -57,8 +66,10 @@ def to_latex(table: pd.DataFrame, caption: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_table(table: pd.DataFrame, stem: Path, caption: str) -> None:
-    for suffix, text in ((".md", f"{caption}\n\n{to_markdown(table)}"), (".tex", to_latex(table, caption)),
-                         (".csv", table.to_csv())):
+def write_table(table: pd.DataFrame, stem: Path, caption: str) -> list[Path]:
+    paths = []
+    for suffix, text in ((".csv", table.to_csv()), (".tex", to_latex(table, caption))):
         with atomic_path(stem.with_suffix(suffix)) as tmp:
             tmp.write_text(text)
+        paths.append(stem.with_suffix(suffix))
+    return paths
