@@ -100,27 +100,28 @@ def occlusion_curves(curves: pd.DataFrame, style: Style, path: Path) -> Path:
     return save(fig, path)
 
 
-def coverage_per_layer(per_layer: pd.DataFrame, style: Style, path: Path) -> Path:
-    """per_layer: setup, label, seed, layer, coverage."""
-    setups = list(dict.fromkeys(per_layer["setup"]))
-    fig, axes = panels(setups, 1, width=7)
+def band_panels(data: pd.DataFrame, x: str, y: str, style: Style, path: Path, *, title: str, xlabel: str,
+                ylabel: str, width: float) -> Path:
+    """One panel per setup of `y` against `x`, mean ± std bands over seeds."""
+    setups = list(dict.fromkeys(data["setup"]))
+    fig, axes = panels(setups, 1, width=width)
     for r, setup in enumerate(setups):
-        bands(axes[r, 0], per_layer[per_layer["setup"] == setup], "layer", "coverage", style)
-        axes[r, 0].set(title=f"{setup}: neuron coverage per activation layer", xlabel="layer",
-                       ylabel="fraction of units active")
+        bands(axes[r, 0], data[data["setup"] == setup], x, y, style)
+        axes[r, 0].set(title=f"{setup}: {title}", xlabel=xlabel, ylabel=ylabel)
     legend(fig, axes)
     return save(fig, path)
+
+
+def coverage_per_layer(per_layer: pd.DataFrame, style: Style, path: Path) -> Path:
+    """per_layer: setup, label, seed, layer, coverage."""
+    return band_panels(per_layer, "layer", "coverage", style, path, title="neuron coverage per activation layer",
+                       xlabel="layer", ylabel="fraction of units active", width=7)
 
 
 def accuracy_vs_rho(points: pd.DataFrame, style: Style, path: Path) -> Path:
     """points: setup, label (the schedule), seed, rho, accuracy; drawn only with two rho values or more."""
-    setups = list(dict.fromkeys(points["setup"]))
-    fig, axes = panels(setups, 1, width=6)
-    for r, setup in enumerate(setups):
-        bands(axes[r, 0], points[points["setup"] == setup], "rho", "accuracy", style)
-        axes[r, 0].set(title=f"{setup}: SGDrop test accuracy against rho", xlabel="rho", ylabel="test accuracy")
-    legend(fig, axes)
-    return save(fig, path)
+    return band_panels(points, "rho", "accuracy", style, path, title="SGDrop test accuracy against rho",
+                       xlabel="rho", ylabel="test accuracy", width=6)
 
 
 def saliency_strip(strips: dict[str, dict], path: Path, max_epochs: int = 8) -> Path:
