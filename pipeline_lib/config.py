@@ -36,13 +36,17 @@ def _check_name(kind: str, name: str) -> str:
 
 
 class SyntheticParams(Strict):
+    """The embedded benchmark (`pipeline_lib.data.synthetic`); a split of size 0 is not made."""
+
     num_classes: int = Field(10, ge=2, le=16)
     image_size: int = Field(64, ge=32)
-    p_detail: float = Field(0.8, ge=0, le=1)
+    p_cue: float = Field(0.9, ge=0, le=1)
+    cue_size: int = Field(4, ge=1)
     train: int = Field(2000, ge=1)
     val: int = Field(1000, ge=1)
     test: int = Field(1000, ge=1)
-    test_shift: int = Field(1000, ge=1)
+    test_nocue: int = Field(1000, ge=0)
+    test_conflict: int = Field(1000, ge=0)
     task: Literal["a", "b"] = "a"
 
 
@@ -91,8 +95,9 @@ class ModelParams(Strict):
 
 class TrainParams(Strict):
     architectures: list[str] = ["tinyvgg"]
-    methods: list[str] = ["vanilla", "sgdrop"]
+    methods: list[str] = ["vanilla", "sgdrop"]  # trained with every seed
     seeds: list[int] = [0]
+    one_seed_methods: list[str] = []  # trained with the first seed only
     epochs: int = Field(10, ge=1)
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0)
@@ -120,6 +125,20 @@ class TrainParams(Strict):
             raise ValueError("must list at least one entry")
         return values
 
+    @field_validator("one_seed_methods")
+    @classmethod
+    def _disjoint(cls, names: list[str], info) -> list[str]:
+        both = set(names) & set(info.data.get("methods", []))
+        if both:
+            raise ValueError(f"{', '.join(sorted(both))} also in train.methods: list each method in one of the two")
+        return names
+
+    def cells(self) -> list[tuple[str, str, int]]:
+        """(arch, method, seed) of every run, in dvc.yaml's order: the `train` matrix
+        (architectures x methods x seeds), then `train_one_seed` (x one_seed_methods x the first seed)."""
+        return ([(a, m, s) for a in self.architectures for m in self.methods for s in self.seeds]
+                + [(a, m, self.seeds[0]) for a in self.architectures for m in self.one_seed_methods])
+
 
 class AttributeParams(Strict):
     methods: list[str] = ["gradcam", "grad_x_act", "input_grad", "integrated_gradients", "lrp"]
@@ -139,7 +158,8 @@ class EvaluateParams(Strict):
     iou_threshold: float = Field(0.5, gt=0, le=1)
     top_fraction: float = Field(0.1, gt=0, lt=1)
     human_blur_sigma: float = Field(10.0, ge=0)
-    coverage_threshold: float = 0.0
+    coverage_threshold: float = 0.0  # unit coverage, the SGDrop paper's reading
+    coverage_scaled_threshold: float = Field(0.5, ge=0, lt=1)  # DeepXplore's layer-scaled channel coverage
     coverage_batches: int = Field(10, ge=1)
     coverage_batch_size: int = Field(64, ge=1)
     occlusion_patch: int = Field(8, ge=1)
@@ -264,7 +284,7 @@ def parse_params(raw: dict[str, Any]) -> Params:
         params = Params(**(raw or {}))
     except ValidationError as err:
         raise ParamsError(_format(err)) from None
-    for name in params.train.methods:
+    for name in params.train.methods + params.train.one_seed_methods:
         params.method_spec(name)
     return params
 
@@ -277,18 +297,18 @@ def load_params(path: str | os.PathLike = PARAMS_FILE) -> Params:
 
 
 def run_configs(params: Params) -> list[RunConfig]:
-    """The training matrix, architectures x methods x seeds, in dvc.yaml's order.
+    """The training matrix (`TrainParams.cells`), in dvc.yaml's order.
 
     Each run's `train` names only its own cell of the matrix, so that adding a method, an
-    architecture or a seed leaves the other runs' configs, and their DVC stages, unchanged.
+    architecture or a seed, or moving a method between the two method lists, leaves the other
+    runs' configs, and their DVC stages, unchanged.
     """
     return [
         RunConfig(
             arch=arch, method=params.method_spec(method), seed=seed, data=params.data,
             loader=params.loader, model=params.model,
-            train=params.train.model_copy(update={"architectures": [arch], "methods": [method], "seeds": [seed]}),
+            train=params.train.model_copy(update={"architectures": [arch], "methods": [method], "seeds": [seed],
+                                                  "one_seed_methods": []}),
         )
-        for arch in params.train.architectures
-        for method in params.train.methods
-        for seed in params.train.seeds
+        for arch, method, seed in params.train.cells()
     ]

@@ -91,3 +91,34 @@ def test_a_runs_config_depends_only_on_what_changes_its_weights():
     assert swept[("tinyvgg", "sgdrop", 0)] != base[("tinyvgg", "sgdrop", 0)]
     assert swept[("tinyvgg", "vanilla", 0)] == base[("tinyvgg", "vanilla", 0)]
     assert swept[("tinyvgg", "curriculum", 0)] == base[("tinyvgg", "curriculum", 0)]  # linear: rho unused
+    moved = configs(train={"methods": ["vanilla"], "one_seed_methods": ["sgdrop", "curriculum"], "seeds": [0, 1]},
+                    methods=curriculum)
+    assert set(moved) == {("tinyvgg", "vanilla", 0), ("tinyvgg", "vanilla", 1),
+                          ("tinyvgg", "sgdrop", 0), ("tinyvgg", "curriculum", 0)}
+    for method in methods:
+        assert moved[("tinyvgg", method, 0)] == base[("tinyvgg", method, 0)]
+
+
+def test_a_method_in_both_method_lists_is_refused():
+    msg = error_of({"train": {"methods": ["vanilla", "sgdrop"], "one_seed_methods": ["sgdrop", "dropout"]}})
+    assert "train.one_seed_methods" in msg and "sgdrop" in msg
+
+
+def test_dvc_yaml_runs_the_cells_of_run_configs():
+    """configure writes run_configs' files and the run stages read them: DVC's own resolution of
+    dvc.yaml against params.yaml must give every run stage exactly those cells, train in the same order."""
+    from pathlib import Path
+
+    from dvc.repo import Repo
+
+    from pipeline_lib.config import load_params
+
+    root = Path(__file__).resolve().parents[1]
+    expected = [f"configs/{c.data.dataset}/{c.arch}/{c.method.name}/seed{c.seed}.json"
+                for c in run_configs(load_params(root / "params.yaml"))]
+    assert len(expected) == len(set(expected))
+    with Repo(str(root)) as repo:
+        stages = list(repo.index.stages)
+    for kind in ("train", "attribute", "evaluate", "transfer"):
+        cmds = [s.cmd for s in stages if s.name.split("@")[0] in (kind, f"{kind}_one_seed")]
+        assert [c.split("--config ")[1] for c in cmds] == expected, kind
