@@ -159,7 +159,7 @@ class EvaluateParams(Strict):
     top_fraction: float = Field(0.1, gt=0, lt=1)
     human_blur_sigma: float = Field(10.0, ge=0)
     coverage_threshold: float = 0.0  # unit coverage, the SGDrop paper's reading
-    coverage_scaled_threshold: float = Field(0.5, ge=0, lt=1)  # DeepXplore's layer-scaled channel coverage
+    coverage_scaled_threshold: float = Field(0.25, ge=0, lt=1)  # DeepXplore's layer-scaled channel coverage
     coverage_batches: int = Field(10, ge=1)
     coverage_batch_size: int = Field(64, ge=1)
     occlusion_patch: int = Field(8, ge=1)
