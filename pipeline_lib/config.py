@@ -37,13 +37,17 @@ class ParamsError(ClearError, ValueError):
 
 
 class SyntheticParams(Strict):
+    """The embedded benchmark (`pipeline_lib.data.synthetic`); a split of size 0 is not made."""
+
     num_classes: int = Field(ge=2, le=16)
     image_size: int = Field(ge=32)
-    p_detail: float = Field(ge=0, le=1)
+    p_cue: float = Field(ge=0, le=1)
+    cue_size: int = Field(ge=1)
     train: int = Field(ge=1)
     val: int = Field(ge=1)
     test: int = Field(ge=1)
-    test_shift: int = Field(ge=1)
+    test_nocue: int = Field(ge=0)
+    test_conflict: int = Field(ge=0)
     task: Literal["a", "b"]
 
 
@@ -92,8 +96,9 @@ class ModelParams(Strict):
 
 class TrainParams(Strict):
     architectures: list[str]
-    methods: list[str]
+    methods: list[str]  # trained with every seed
     seeds: list[int]
+    one_seed_methods: list[str]  # trained with the first seed only
     epochs: int = Field(ge=1)
     optimizer: Literal["adam", "sgd"]
     lr: float = Field(gt=0)
@@ -121,6 +126,20 @@ class TrainParams(Strict):
             raise ValueError("must list at least one entry")
         return values
 
+    @field_validator("one_seed_methods")
+    @classmethod
+    def _disjoint(cls, names: list[str], info) -> list[str]:
+        both = set(names) & set(info.data.get("methods", []))
+        if both:
+            raise ValueError(f"{', '.join(sorted(both))} also in train.methods: list each method in one of the two")
+        return names
+
+    def cells(self) -> list[tuple[str, str, int]]:
+        """(arch, method, seed) of every run, in dvc.yaml's order: the `train` matrix
+        (architectures x methods x seeds), then `train_one_seed` (x one_seed_methods x the first seed)."""
+        return ([(a, m, s) for a in self.architectures for m in self.methods for s in self.seeds]
+                + [(a, m, self.seeds[0]) for a in self.architectures for m in self.one_seed_methods])
+
 
 class AttributeParams(Strict):
     methods: list[str]
@@ -140,7 +159,8 @@ class EvaluateParams(Strict):
     iou_threshold: float = Field(gt=0, le=1)
     top_fraction: float = Field(gt=0, lt=1)
     human_blur_sigma: float = Field(ge=0)
-    coverage_threshold: float
+    coverage_threshold: float  # unit coverage, the SGDrop paper's reading
+    coverage_scaled_threshold: float = Field(ge=0, lt=1)  # DeepXplore's layer-scaled channel coverage
     coverage_batches: int = Field(ge=1)
     coverage_batch_size: int = Field(ge=1)
     occlusion_patch: int = Field(ge=1)
@@ -289,7 +309,8 @@ def parse_params(raw: dict[str, Any] | None) -> Params:
         params = Params(**raw)
     except ValidationError as err:
         raise ParamsError(_format(err, Params)) from None
-    for name in dict.fromkeys([*params.train.methods, *params.methods, *(params.bench.methods or [])]):
+    for name in dict.fromkeys([*params.train.methods, *params.train.one_seed_methods, *params.methods,
+                               *(params.bench.methods or [])]):
         params.method_spec(name)
     for check in (_check_device, _check_files, _check_sizes, _check_optimizer, _check_split):
         check(params)
@@ -399,18 +420,18 @@ def load_params(path: str | os.PathLike = PARAMS_FILE) -> Params:
 
 
 def run_configs(params: Params) -> list[RunConfig]:
-    """The training matrix, architectures x methods x seeds, in dvc.yaml's order.
+    """The training matrix (`TrainParams.cells`), in dvc.yaml's order.
 
     Each run's `train` names only its own cell of the matrix, so that adding a method, an
-    architecture or a seed leaves the other runs' configs, and their DVC stages, unchanged.
+    architecture or a seed, or moving a method between the two method lists, leaves the other
+    runs' configs, and their DVC stages, unchanged.
     """
     return [
         RunConfig(
             arch=arch, method=params.method_spec(method), seed=seed, data=params.data,
             loader=params.loader, model=params.model,
-            train=params.train.model_copy(update={"architectures": [arch], "methods": [method], "seeds": [seed]}),
+            train=params.train.model_copy(update={"architectures": [arch], "methods": [method], "seeds": [seed],
+                                                  "one_seed_methods": []}),
         )
-        for arch in params.train.architectures
-        for method in params.train.methods
-        for seed in params.train.seeds
+        for arch, method, seed in params.train.cells()
     ]

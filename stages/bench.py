@@ -19,14 +19,14 @@ from stages.common import params_or_exit
 @click.option("--image-size", type=int, default=None)
 @click.option("--batch-size", type=int, default=None)
 @click.option("--steps", type=int, default=None)
-@click.option("--methods", default=None, help="comma-separated run names; default: bench.methods or train.methods")
+@click.option("--methods", default=None, help="comma-separated run names; default: bench.methods or every trained method")
 @click.option("--width", type=float, default=None, help="default: model.width")
 @click.option("--batch-norm/--no-batch-norm", default=None, help="default: model.batch_norm")
 @click.option("--device", default="auto")
 def main(out, arch, image_size, batch_size, steps, methods, width, batch_norm, device) -> None:
     params = params_or_exit()
     b = params.bench
-    names = methods.split(",") if methods else (b.methods or params.train.methods)
+    names = methods.split(",") if methods else (b.methods or params.train.methods + params.train.one_seed_methods)
     if "vanilla" in names:
         names.remove("vanilla")
     names = ["vanilla", *names]

@@ -24,7 +24,8 @@ def main(config_file: Path, shards: Path) -> None:
                           params.attribute.max_images, method)
     write_json(cfg.run_dir / "metrics.json", metrics)
     acc = metrics["accuracy"]
-    click.echo(f"{cfg.run_dir}: test {acc['test']:.3f}, gap {metrics['gap']:+.3f}, Grad-CAM area ratio "
+    splits = ", ".join(f"{s} {a:.3f}" for s, a in acc.items() if s.startswith("test"))
+    click.echo(f"{cfg.run_dir}: {splits}, gap {metrics['gap']:+.3f}, Grad-CAM area ratio "
                f"{metrics['attribution'].get('gradcam', {}).get('area_ratio', float('nan')):.3f}")
 
 

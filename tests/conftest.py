@@ -13,10 +13,10 @@ from pipeline_lib.config import merged, parse_params
 SHARED_DATA = Path(os.environ.get("OVERFOCUS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 TINY = {
-    "data": {"synthetic": {"image_size": 32, "train": 60, "val": 20, "test": 20, "test_shift": 20}},
+    "data": {"synthetic": {"image_size": 32, "cue_size": 4, "train": 60, "val": 20, "test": 20, "test_nocue": 10, "test_conflict": 10}},
     "loader": {"image_size": 32, "batch_size": 16, "augment": {"crop_padding": 2}},
     "model": {"width": 0.25, "batch_norm": True},
-    "train": {"architectures": ["tinyvgg"], "methods": ["vanilla"], "epochs": 2, "probe_size": 4},
+    "train": {"architectures": ["tinyvgg"], "methods": ["vanilla"], "one_seed_methods": [], "epochs": 2, "probe_size": 4},
 }
 
 

@@ -21,8 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OVERRIDES = {**TINY, "train": {**TINY["train"], "methods": ["vanilla", "dropout"], "epochs": 1},
              "attribute": {"methods": ["gradcam"], "max_images": 8, "grid_images": 2},
              "evaluate": {"coverage_batches": 1, "coverage_batch_size": 8},
-             "transfer": {"epochs": 1, "data": {"synthetic": {"image_size": 32, "train": 20, "val": 10, "test": 10,
-                                                             "test_shift": 10}}},
+             "transfer": {"epochs": 1, "data": {"synthetic": {"image_size": 32, "cue_size": 4, "train": 20, "val": 10, "test": 10}}},
              "bench": {"image_size": 32, "batch_size": 4, "warmup": 0, "steps": 1}}
 
 

@@ -3,7 +3,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline_lib.config import params_with
 from pipeline_lib.methods import build_method
 from pipeline_lib.methods.sgqn import top_quantile_mask
 from pipeline_lib.models import build_model
@@ -12,7 +11,7 @@ from tests.conftest import tiny_params
 
 def method(name, **params):
     torch.manual_seed(0)
-    model = build_model("tinyvgg", 4, 32, params_with({"model": {"width": 0.25}}).model)
+    model = build_model("tinyvgg", 4, 32, tiny_params(**{"model": {"width": 0.25}}).model)
     spec = tiny_params(train={"methods": [name]}, methods={name: params}).method_spec(name)
     return build_method(spec, model=model, num_classes=4, image_size=32, epochs=2), model
 

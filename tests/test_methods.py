@@ -2,7 +2,6 @@
 import pytest
 import torch
 
-from pipeline_lib.config import params_with
 from pipeline_lib.methods import METHODS, build_method
 from pipeline_lib.methods.camdrop import camdrop_masks, candidate_masks
 from pipeline_lib.methods.excitation_dropout import contrastive_mwp, retain_probability
@@ -69,7 +68,7 @@ def test_excitation_dropout_drops_salient_neurons_more_often():
     model = type("M", (), {})()
     model.head = type("H", (), {"fc": torch.nn.Linear(10, 2)})()
     model.head.fc.weight.data = weight
-    ed = build_method(params_with({"train": {"methods": ["excitation_dropout"]}}).method_spec("excitation_dropout"),
+    ed = build_method(tiny_params(**{"train": {"methods": ["excitation_dropout"]}}).method_spec("excitation_dropout"),
                       model=model, num_classes=2, image_size=32, epochs=1)
     out = ed.penultimate(h, y, model)
     drop_rate = (out == 0).float().mean(0)

@@ -54,7 +54,8 @@ def test_harmonization_equals_scipy_spearman():
 
 
 def test_neuron_coverage_on_a_tiny_net_by_hand():
-    encoder = nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU())
+    # conv -> ReLU -> max-pool: "last conv" is the ReLU's map, "encoder output" the pooled one
+    encoder = nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU(), nn.MaxPool2d(2))
     encoder[0].weight.data = torch.tensor([1.0, -1.0]).view(2, 1, 1, 1)
     encoder[0].bias.data = torch.zeros(2)
     head = Head(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 2), nn.ReLU()), nn.Linear(2, 2),
@@ -63,14 +64,21 @@ def test_neuron_coverage_on_a_tiny_net_by_hand():
     head.body[2].bias.data = torch.zeros(2)
     model = SplitModel(encoder, head)
     x = torch.tensor([[[[1.0, 0.0], [2.0, 0.0]]]])  # channel 0 > 0 at 2 of 4 pixels, channel 1 never
-    cov = neuron_coverage(model, [x])
-    # conv ReLU: units (2 ch x 4 px): 2 covered of 8; fc ReLU: [0.75, 0] -> 1 of 2. Global 3 / 10.
+    cov = neuron_coverage(model, [x], threshold=0.0, scaled_threshold=0.3)
+    # conv ReLU: units (2 ch x 4 px): 2 covered of 8; fc ReLU: [2, 0] -> 1 of 2. Global 3 / 10.
     assert cov["global_unit"] == pytest.approx(3 / 10)
     assert cov["last_conv_unit"] == pytest.approx(2 / 8)
+    assert cov["encoder_output_unit"] == pytest.approx(1 / 2)  # pooled to 1 px: [2, 0]
     assert cov["per_layer_unit"] == pytest.approx([2 / 8, 1 / 2])
-    # channel level: conv layer scaled to [0, 1] over the layer (max 2): channel means 0.375 and 0
-    assert cov["last_conv_channel"] == pytest.approx(1 / 2)
-    assert cov["global_channel"] == pytest.approx(2 / 4)
+    # scaled: conv layer scaled to [0, 1] over the layer (max 2): channel means 0.375 and 0 -> 1 of 2
+    # over 0.3; the pooled map [2, 0] scales to [1, 0]; fc [2, 0] -> [1, 0]
+    assert cov["last_conv_scaled"] == pytest.approx(1 / 2)
+    assert cov["global_scaled"] == pytest.approx(2 / 4)
+    assert cov["per_layer_scaled"] == pytest.approx([1 / 2, 1 / 2])
+    # a higher scaled threshold leaves out the conv channel whose mean is 0.375, not the fc neuron at 1
+    high = neuron_coverage(model, [x], threshold=0.0, scaled_threshold=0.5)
+    assert high["last_conv_scaled"] == 0 and high["global_scaled"] == pytest.approx(1 / 4)
+    assert high["global_unit"] == cov["global_unit"]
 
 
 def test_occlusion_removes_the_most_relevant_patches_first():

@@ -1,16 +1,18 @@
 """params.yaml is validated at stage start, with errors that name the key and the fix."""
-import pytest
-
-from pipeline_lib.config import ParamsError, params_with, parse_params, run_configs
-import yaml
 from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline_lib.config import ParamsError, parse_params, run_configs
 from pipeline_lib.data import DATASETS
 from pipeline_lib.data.files import resolve_root
+from tests.conftest import tiny_params
 
 
 def error_of(raw) -> str:
     with pytest.raises(ParamsError) as err:
-        params_with(raw)
+        tiny_params(**raw)
     return str(err.value)
 
 
@@ -56,7 +58,7 @@ def test_unknown_key_is_an_error_not_ignored():
 
 def test_missing_data_root_says_where_and_how(tmp_path, monkeypatch):
     monkeypatch.setenv("OVERFOCUS_DATA", str(tmp_path))
-    params = params_with({"data": {"dataset": "imagenette"}})
+    params = tiny_params(**{"data": {"dataset": "imagenette"}})
     with pytest.raises(FileNotFoundError) as err:
         DATASETS.get("imagenette")(params.data)
     msg = str(err.value)
@@ -70,7 +72,7 @@ def test_root_from_environment(tmp_path, monkeypatch):
 
 
 def test_sgdrop_reads_the_top_level_rates():
-    params = params_with({"rho": 0.025, "train": {"methods": ["sgdrop", "curr"]},
+    params = tiny_params(**{"rho": 0.025, "train": {"methods": ["sgdrop", "curr"]},
                            "methods": {"curr": {"type": "sgdrop", "schedule": "linear"}}})
     assert params.method_spec("sgdrop").params["rho"] == 0.025
     assert params.method_spec("curr").type == "sgdrop"
@@ -81,7 +83,7 @@ def test_a_runs_config_depends_only_on_what_changes_its_weights():
     """DVC reruns a train stage when its config file changes: growing the matrix, or changing
     rho (read by SGDrop only), must not retrain the runs it does not concern."""
     def configs(**raw):
-        return {(c.arch, c.method.name, c.seed): c.model_dump() for c in run_configs(params_with(raw))}
+        return {(c.arch, c.method.name, c.seed): c.model_dump() for c in run_configs(tiny_params(**raw))}
 
     methods = ["vanilla", "sgdrop", "curriculum"]
     curriculum = {"curriculum": {"type": "sgdrop", "schedule": "linear"}}
@@ -93,6 +95,35 @@ def test_a_runs_config_depends_only_on_what_changes_its_weights():
     assert swept[("tinyvgg", "sgdrop", 0)] != base[("tinyvgg", "sgdrop", 0)]
     assert swept[("tinyvgg", "vanilla", 0)] == base[("tinyvgg", "vanilla", 0)]
     assert swept[("tinyvgg", "curriculum", 0)] == base[("tinyvgg", "curriculum", 0)]  # linear: rho unused
+    moved = configs(train={"methods": ["vanilla"], "one_seed_methods": ["sgdrop", "curriculum"], "seeds": [0, 1]},
+                    methods=curriculum)
+    assert set(moved) == {("tinyvgg", "vanilla", 0), ("tinyvgg", "vanilla", 1),
+                          ("tinyvgg", "sgdrop", 0), ("tinyvgg", "curriculum", 0)}
+    for method in methods:
+        assert moved[("tinyvgg", method, 0)] == base[("tinyvgg", method, 0)]
+
+
+def test_a_method_in_both_method_lists_is_refused():
+    msg = error_of({"train": {"methods": ["vanilla", "sgdrop"], "one_seed_methods": ["sgdrop", "dropout"]}})
+    assert "train.one_seed_methods" in msg and "sgdrop" in msg
+
+
+def test_dvc_yaml_runs_the_cells_of_run_configs():
+    """configure writes run_configs' files and the run stages read them: DVC's own resolution of
+    dvc.yaml against params.yaml must give every run stage exactly those cells, train in the same order."""
+    from dvc.repo import Repo
+
+    from pipeline_lib.config import load_params
+
+    root = Path(__file__).resolve().parents[1]
+    expected = [f"configs/{c.data.dataset}/{c.arch}/{c.method.name}/seed{c.seed}.json"
+                for c in run_configs(load_params(root / "params.yaml"))]
+    assert len(expected) == len(set(expected))
+    with Repo(str(root)) as repo:
+        stages = list(repo.index.stages)
+    for kind in ("train", "attribute", "evaluate", "transfer"):
+        cmds = [s.cmd for s in stages if s.name.split("@")[0] in (kind, f"{kind}_one_seed")]
+        assert [c.split("--config ")[1] for c in cmds] == expected, kind
 
 
 def test_params_yaml_is_the_only_home_of_defaults():
@@ -106,7 +137,7 @@ def test_params_yaml_is_the_only_home_of_defaults():
 
 
 def test_a_method_variant_starts_from_its_base_entry():
-    params = params_with({"train": {"methods": ["sgdrop", "slow"]},
+    params = tiny_params(**{"train": {"methods": ["sgdrop", "slow"]},
                           "methods": {"sgdrop": {"ema_decay": 0.9}, "slow": {"type": "sgdrop", "schedule": "linear"}}})
     assert params.method_spec("slow").params["ema_decay"] == 0.9
     assert params.method_spec("slow").params["schedule"] == "linear"

@@ -241,9 +241,9 @@ def test_cuda_on_a_machine_without_it():
 
 
 def test_attribute_split_must_be_one_the_dataset_has():
-    assert "test_shift" in params_error(attribute={"split": "tset"})  # lists the valid ones
-    parse_params(tiny_raw(attribute={"split": "test_shift"}))  # synthetic has it
-    msg = params_error(data={"dataset": "imagenette"}, attribute={"split": "test_shift"})
+    assert "test_nocue" in params_error(attribute={"split": "tset"})  # lists the valid ones
+    parse_params(tiny_raw(attribute={"split": "test_nocue"}))  # synthetic has it
+    msg = params_error(data={"dataset": "imagenette"}, attribute={"split": "test_nocue"})
     assert "attribute.split" in msg and "train, val, test" in msg
 
 

@@ -1,10 +1,9 @@
 """Shards of the real data in ../shared/data hold every image (skipped where it is absent)."""
 import pytest
 
-from pipeline_lib.config import params_with
 from pipeline_lib.data import DATASETS
 from pipeline_lib.data.shards import write_shards
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, tiny_params
 
 IMAGENETTE = SHARED_DATA / "imagenette2-224sq.tar"
 BOXES = SHARED_DATA / "imagenette2-224sq-boxes.csv"
@@ -12,7 +11,7 @@ CIFAR = SHARED_DATA / "cifar10-jpg.tar"
 
 
 def shard(tmp_path, **data):
-    source = DATASETS.get(data["dataset"])(params_with({"data": data}).data)
+    source = DATASETS.get(data["dataset"])(tiny_params(**{"data": data}).data)
     return write_shards(source, tmp_path / "s", params={}, samples_per_shard=5000, max_bad_fraction=0.01,
                         progress=False)
 

@@ -7,9 +7,9 @@ from collections import Counter
 import pytest
 from PIL import Image
 
-from pipeline_lib.config import params_with
 from pipeline_lib.data import DATASETS
 from pipeline_lib.data.download import Download, download
+from tests.conftest import tiny_params
 
 
 def image_bytes(i: int) -> bytes:
@@ -37,7 +37,7 @@ def as_tar(folder, tar_path):
 
 
 def read_all(name, **data):
-    src = DATASETS.get(name)(params_with({"data": {"dataset": name, **data}}).data)
+    src = DATASETS.get(name)(tiny_params(**{"data": {"dataset": name, **data}}).data)
     return src, list(src.read())
 
 

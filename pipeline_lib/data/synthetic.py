@@ -1,12 +1,21 @@
 """`synthetic`: the embedded benchmark, generated deterministically, nothing to download.
 
-Each image holds one foreground object on a cluttered textured background. The class is a
-(shape, texture) pair; position, scale (35-70% of the side), rotation and colours are random.
-Inside the object sits a small class-specific detail: a 4x4 checker of two class colours,
-present with probability `p_detail` in train, val and test, and never in `test_shift`.
-A CNN can fit the training set by looking only at those 16 pixels (overfocusing); the object
-mask and box give every attribution metric a ground truth. Task "b" uses other
-(shape, texture) pairs and detail colours, for transfer learning.
+Built so that a CNN overfocuses on it, the behaviour the SGDrop paper describes (Sec. 1 and
+Fig. 1: attention narrows over the epochs from the object to a minute detail):
+
+- The object. Each image holds one foreground object on a cluttered textured background; the
+  class is a (shape, texture) pair; position, scale (35-70% of the side), rotation and colours
+  are random. The object alone is enough to learn the task (`p_cue: 0` trains a model that is
+  well above chance), but it takes many epochs.
+- The cue. Inside the object sits a small square (`cue_size` pixels) of its class's colour, one
+  fully saturated hue per class; nothing else in the image is saturated (the clutter and the
+  objects have muted colours), so the cue is easy to see and, present in a fraction `p_cue` of
+  train, val and test images, highly predictive. It is spurious: the class is the object.
+- The cue splits. `test_nocue` has no cue; in `test_conflict` every image carries the cue of
+  another class (uniformly drawn). Accuracy on them against `test` measures reliance on the cue.
+
+The object mask and box are ground truth for every attribution metric; the cue lies inside the
+mask. Task "b" uses other (shape, texture) pairs and cue hues, for transfer learning.
 
 Every image comes from its own generator seeded by (seed, task, split, index), so the same
 params give the same bytes, whatever order images are made in.
@@ -24,8 +33,7 @@ from pipeline_lib.data import DATASETS, Sample, Source
 
 SHAPES = ["disk", "square", "triangle", "diamond", "cross", "ring", "hexagon", "star"]
 TEXTURES = ["solid", "hstripes", "vstripes", "checker", "dots", "diagonal"]
-SPLITS = ["train", "val", "test", "test_shift"]
-DETAIL = 4  # side of the detail, pixels
+SPLITS = ["train", "val", "test", "test_nocue", "test_conflict"]
 _TASK_SEED = {"a": 0, "b": 1}
 
 
@@ -35,14 +43,6 @@ def class_pairs(num_classes: int, task: str) -> list[tuple[str, str]]:
     order = np.random.default_rng(1234).permutation(len(pairs))
     offset = 0 if task == "a" else num_classes
     return [pairs[i] for i in order[offset : offset + num_classes]]
-
-
-def detail_colours(num_classes: int, task: str) -> np.ndarray:
-    """Two saturated colours per class, shape (K, 2, 3), uint8."""
-    rng = np.random.default_rng(99 + _TASK_SEED[task])
-    hues = (np.arange(2 * num_classes) / (2 * num_classes) + rng.uniform(0, 1)) % 1.0
-    hues = hues[rng.permutation(2 * num_classes)]
-    return np.stack([_hsv(h, 1.0, 1.0) for h in hues]).reshape(num_classes, 2, 3)
 
 
 def _hsv(h: float, s: float, v: float) -> np.ndarray:
@@ -92,10 +92,15 @@ def _texture(texture: str, x: np.ndarray, y: np.ndarray, period: float) -> np.nd
     raise ValueError(texture)
 
 
+def _muted(rng: np.random.Generator) -> np.ndarray:
+    """A random colour of middling saturation: only the cue is fully saturated."""
+    return rng.uniform(70, 185) + rng.uniform(-45, 45, 3)
+
+
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Clutter: two random colour gratings, blobs of random colour, and pixel noise."""
+    """Clutter: two random colour gratings, blobs of random muted colour, and pixel noise."""
     y, x = np.mgrid[0:size, 0:size].astype(np.float32)
-    img = np.zeros((size, size, 3), np.float32) + rng.uniform(60, 190, 3)
+    img = np.zeros((size, size, 3), np.float32) + _muted(rng)
     for _ in range(2):
         theta, freq = rng.uniform(0, np.pi), rng.uniform(0.05, 0.4)
         wave = np.sin(freq * (x * np.cos(theta) + y * np.sin(theta)) + rng.uniform(0, 6.3))
@@ -103,14 +108,22 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     for _ in range(rng.integers(3, 7)):
         cx, cy, rad = rng.uniform(0, size, 2).tolist() + [rng.uniform(2, size / 6)]
         blob = np.hypot(x - cx, y - cy) <= rad
-        img[blob] = rng.uniform(0, 255, 3)
+        img[blob] = _muted(rng)
     img += rng.normal(0, 10, img.shape)
     return img
 
 
-def render(rng: np.random.Generator, label: int, size: int, with_detail: bool,
+def cue_colours(num_classes: int, task: str) -> np.ndarray:
+    """One saturated colour per class, evenly spaced hues, shape (K, 3), uint8; task b's hues
+    sit halfway between task a's."""
+    offset = 0.0 if task == "a" else 0.5
+    return np.stack([_hsv(((k + offset) / num_classes) % 1.0, 1.0, 1.0) for k in range(num_classes)])
+
+
+def render(rng: np.random.Generator, label: int, size: int, cue: int | None, cue_size: int,
            pairs: list[tuple[str, str]], colours: np.ndarray):
-    """One image: (uint8 HxWx3 image, bool HxW object mask, detail (x, y) or None)."""
+    """One image of class `label`, carrying the cue of class `cue` (None: no cue).
+    Returns (uint8 HxWx3 image, bool HxW object mask, cue (x, y) or None)."""
     shape, texture = pairs[label]
     img = _background(rng, size)
     side = rng.uniform(0.35, 0.70) * size
@@ -122,25 +135,23 @@ def render(rng: np.random.Generator, label: int, size: int, with_detail: bool,
     u = dx * np.cos(theta) + dy * np.sin(theta)
     v = -dx * np.sin(theta) + dy * np.cos(theta)
     mask = _shape_mask(shape, u, v)
-    base = rng.uniform(30, 225, 3)
+    base = _muted(rng)
     pattern = _texture(texture, x - cx, y - cy, period=max(2.0, side / 8))
     img[mask] = base
     img[mask & pattern] = base * 0.45
     img = np.clip(img, 0, 255).astype(np.uint8)
-    detail = None
-    if with_detail:
-        detail = _place_detail(rng, mask)
-        if detail is not None:
-            dx0, dy0 = detail
-            checker = (np.add.outer(np.arange(DETAIL), np.arange(DETAIL)) % 2).astype(int)
-            img[dy0 : dy0 + DETAIL, dx0 : dx0 + DETAIL] = colours[label][checker]
-    return img, mask, detail
+    corner = None
+    if cue is not None:
+        corner = _place_cue(rng, mask, cue_size)
+        if corner is not None:
+            x0, y0 = corner
+            img[y0 : y0 + cue_size, x0 : x0 + cue_size] = colours[cue]
+    return img, mask, corner
 
 
-def _place_detail(rng: np.random.Generator, mask: np.ndarray):
-    """Top-left corner of a DETAIL x DETAIL square lying wholly inside the mask."""
-    h, w = mask.shape
-    inside = np.lib.stride_tricks.sliding_window_view(mask, (DETAIL, DETAIL)).all(axis=(-1, -2))
+def _place_cue(rng: np.random.Generator, mask: np.ndarray, side: int):
+    """Top-left corner of a side x side square lying wholly inside the mask (None if none fits)."""
+    inside = np.lib.stride_tricks.sliding_window_view(mask, (side, side)).all(axis=(-1, -2))
     ys, xs = np.nonzero(inside)
     if len(ys) == 0:
         return None
@@ -161,14 +172,30 @@ def _png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def cue_of(split: str, label: int, rng: np.random.Generator, num_classes: int, p_cue: float) -> int | None:
+    """Whose cue an image carries: its own class's with probability p_cue in train, val and test,
+    none in test_nocue, always another class's in test_conflict."""
+    draw, other = rng.uniform(), int(rng.integers(1, num_classes))
+    if split == "test_nocue":
+        return None
+    if split == "test_conflict":
+        return (label + other) % num_classes
+    return label if draw < p_cue else None
+
+
 def generate(split: str, index: int, *, seed: int, num_classes: int, image_size: int,
-             p_detail: float, task: str) -> Sample:
-    split_id = SPLITS.index(split)
-    rng = np.random.default_rng([seed, _TASK_SEED[task], split_id, index])
+             p_cue: float, cue_size: int, task: str) -> Sample:
+    rng = np.random.default_rng([seed, _TASK_SEED[task], SPLITS.index(split), index])
     label = index % num_classes  # balanced classes
-    with_detail = split != "test_shift" and rng.uniform() < p_detail
-    img, mask, detail = render(rng, label, image_size, with_detail,
-                               class_pairs(num_classes, task), detail_colours(num_classes, task))
+    cue = cue_of(split, label, rng, num_classes, p_cue)
+    pairs, colours = class_pairs(num_classes, task), cue_colours(num_classes, task)
+    for _ in range(100):  # a cue must fit inside the object: redraw the few objects too thin for it
+        img, mask, corner = render(rng, label, image_size, cue, cue_size, pairs, colours)
+        if cue is None or corner is not None:
+            break
+    else:
+        raise ValueError(f"synthetic.cue_size {cue_size} does not fit inside {pairs[label][0]} objects at "
+                         f"image_size {image_size}: lower cue_size")
     return Sample(
         key=f"{split}_{index:06d}", image=_png(img), ext="png", label=label,
         boxes=[box_of(mask)], mask=_png(mask.astype(np.uint8) * 255),
@@ -178,20 +205,22 @@ def generate(split: str, index: int, *, seed: int, num_classes: int, image_size:
 @DATASETS.register("synthetic")
 def synthetic_source(params) -> Source:
     sp = params.synthetic
-    sizes = {"train": sp.train, "val": sp.val, "test": sp.test, "test_shift": sp.test_shift}
+    sizes = {split: getattr(sp, split) for split in SPLITS}
+    splits = [s for s in SPLITS if sizes[s] > 0]
     pairs = class_pairs(sp.num_classes, sp.task)
 
     def read() -> Iterator[tuple[str, Sample]]:
-        for split in SPLITS:
+        for split in splits:
             for i in range(sizes[split]):
                 yield split, generate(split, i, seed=params.seed, num_classes=sp.num_classes,
-                                      image_size=sp.image_size, p_detail=sp.p_detail, task=sp.task)
+                                      image_size=sp.image_size, p_cue=sp.p_cue, cue_size=sp.cue_size,
+                                      task=sp.task)
 
     return Source(
-        name="synthetic", classes=[f"{s}-{t}" for s, t in pairs], splits=SPLITS,
+        name="synthetic", classes=[f"{s}-{t}" for s, t in pairs], splits=splits,
         mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), read=read,
         human_map="object mask (synthetic ground truth)",
-        meta={"task": sp.task, "p_detail": sp.p_detail, "image_size": sp.image_size},
+        meta={"task": sp.task, "p_cue": sp.p_cue, "cue_size": sp.cue_size, "image_size": sp.image_size},
     )
 
 

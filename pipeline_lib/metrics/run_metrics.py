@@ -1,7 +1,8 @@
 """Every metric of one trained run, gathered into the run's metrics JSON.
 
-- accuracy on every split (train clean, val, test, and test_shift when present) and the
-  generalization gap, train accuracy minus test accuracy;
+- accuracy on every split of the shards (train clean, val, test, and the synthetic set's cue
+  splits test_nocue and test_conflict, see `pipeline_lib.data.synthetic`) and the generalization
+  gap, train accuracy minus test accuracy;
 - per attribution method (from the attribute stage's maps): area ratio, hit ratio (whole region
   and largest component), harmonization (Spearman / ceiling, Dice and IoU of the top regions)
   against the human-map proxy;
@@ -136,7 +137,7 @@ def run_metrics(model, cfg, shard_dir: Path, p, attribute_split: str, max_images
     n_cov = min(len(test), p.coverage_batches * p.coverage_batch_size)
     batches = [normalize(test.images[i : i + p.coverage_batch_size].to(device))
                for i in range(0, n_cov, p.coverage_batch_size)]
-    result["coverage"] = neuron_coverage(model, batches, p.coverage_threshold)
+    result["coverage"] = neuron_coverage(model, batches, p.coverage_threshold, p.coverage_scaled_threshold)
 
     n_occ = min(len(test), max_images)
     x, y = normalize(test.images[:n_occ].to(device)), test.labels[:n_occ].to(device)
