@@ -87,6 +87,9 @@ class ModelParams(Strict):
     width: float = Field(1.0, gt=0)
     batch_norm: bool = False
     weights: str | None = None
+    # torchvision: the architecture's own init (torchvision's for VGG and ResNet); pytorch: every
+    # layer's `reset_parameters`, PyTorch's default, which the collapsed VGG16 run of issue 13 used
+    init: Literal["torchvision", "pytorch"] = "torchvision"
 
 
 class TrainParams(Strict):
@@ -103,6 +106,7 @@ class TrainParams(Strict):
     step_size: int = Field(30, ge=1)
     gamma: float = Field(0.1, gt=0, le=1)
     probe_size: int = Field(16, ge=1)
+    leakage_size: int = Field(256, ge=1)  # val images of the per-epoch label-leakage diagnostic
     device: str = "auto"
     compile: bool = False
     # Saving is seconds for a VGG16 with Adam and EMA state (about 2 GB); the last epoch is always saved.

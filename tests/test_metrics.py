@@ -171,6 +171,9 @@ def test_harmonization_and_hits_use_only_images_with_ground_truth():
     assert out["m"]["harmonization_n"] == 2 and out["m"]["spearman"] == pytest.approx(1.0)
 
 
+from pipeline_lib.metrics.leakage import leakage_warning, mask_leakage, reads_the_mask  # noqa: E402
+
+
 class _MaskReader(torch.nn.Module):
     """Sees only ones, so the image tells nothing; predicts the channel that was zeroed."""
 
@@ -190,7 +193,6 @@ class _LabelChannelDrop(Method):
 
 
 def test_mask_leakage_tells_a_mask_reading_model_from_an_image_reading_one():
-    from pipeline_lib.metrics.leakage import mask_leakage
 
     classes, n = 5, 40
     model = _MaskReader(classes)
@@ -201,6 +203,32 @@ def test_mask_leakage_tells_a_mask_reading_model_from_an_image_reading_one():
     leaky = mask_leakage(model, _LabelChannelDrop(Method.Params(), model=model, num_classes=classes,
                                                   image_size=4, epochs=1), images, labels, lambda x: x.float(), **args)
     assert leaky["masked_true"] == 1.0 and leaky["follows_wrong"] == 1.0 and leaky["unmasked"] == pytest.approx(0.2)
+    assert leaky["follows_wrong_excess"] == pytest.approx(1.0 - leaky["wrong_chance"]) and reads_the_mask(leaky)
     clean = mask_leakage(model, Method(Method.Params(), model=model, num_classes=classes, image_size=4, epochs=1),
                          images, labels, lambda x: x.float(), **args)
     assert clean["masked_true"] == clean["unmasked"] and clean["follows_wrong"] < 0.5
+    assert not reads_the_mask(clean)
+
+
+def test_leakage_chance_is_the_unmasked_rate_of_predicting_the_wrong_label():
+    """A collapsed model that always predicts class 4 'follows' a wrong-label mask whenever that
+    label is 4: a fifth of the time, which is chance for it, not leakage."""
+    classes, n = 5, 200
+    model = _MaskReader(classes)  # sees only ones: with nothing dropped it always predicts class 4
+    model.encoder.weight.data.zero_()
+    model.encoder.bias.data.fill_(1.0)
+    images, labels = torch.zeros(n, 3, 4, 4, dtype=torch.uint8), torch.arange(n) % classes
+    clean = mask_leakage(model, Method(Method.Params(), model=model, num_classes=classes, image_size=4, epochs=1),
+                         images, labels, lambda x: x.float(), num_classes=classes, batch_size=64)
+    assert clean["follows_wrong"] > 0.1 and clean["wrong_chance"] == clean["follows_wrong"]
+    assert clean["follows_wrong_excess"] == 0.0 and not reads_the_mask(clean)
+
+
+def test_leakage_warning_names_the_flagged_epochs():
+    ok = {"leak_unmasked": 0.6, "leak_masked_true": 0.62, "leak_follows_wrong": 0.05, "leak_wrong_chance": 0.04,
+          "leak_follows_wrong_excess": 0.01}
+    bad = {"leak_unmasked": 0.1, "leak_masked_true": 0.9, "leak_follows_wrong": 0.8, "leak_wrong_chance": 0.1,
+           "leak_follows_wrong_excess": 0.7}
+    assert leakage_warning([{"epoch": 1, **ok}, {"epoch": 2}]) == []
+    (warning,) = leakage_warning([{"epoch": 1, **ok}, {"epoch": 2, **bad}, {"epoch": 3, **bad}])
+    assert "epoch(s) 2, 3" in warning and "0.900" in warning

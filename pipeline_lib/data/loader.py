@@ -112,6 +112,19 @@ def load_split(shard_dir: str | Path, split: str, size: int, limit: int | None =
     )
 
 
+def stratified_sample(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """Indices of n images drawn at random (seeded), round-robin over the classes so that every
+    class is as equally represented as the split allows: splits are stored class by class, so
+    their first images are a single class."""
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    shuffled = labels[order]
+    rank = torch.empty_like(order)  # position of each image among its class, in the random order
+    for c in shuffled.unique():
+        members = (shuffled == c).nonzero().flatten()
+        rank[members] = torch.arange(len(members))
+    return order[(rank * len(labels) + torch.arange(len(labels))).argsort()[:n]]
+
+
 def with_ground_truth_first(data: SplitData, limit: int) -> SplitData:
     """Up to `limit` images, those with boxes or masks first (in split order), so that the
     metrics that need ground truth see as many such images as the budget allows."""

@@ -31,6 +31,9 @@ class Method:
         pass
 
     shared_params: tuple[str, ...] = ()  # top-level params.yaml keys this method reads
+    # Whether `features` masks the latent map by the label: such a method gets the per-epoch
+    # label-leakage diagnostic (pipeline_lib.metrics.leakage), in training and at evaluation.
+    label_mask: bool = False
 
     @classmethod
     def unused_params(cls, params: "Method.Params") -> set[str]:
@@ -41,7 +44,7 @@ class Method:
     def __init__(self, params: "Method.Params", *, model: nn.Module, num_classes: int,
                  image_size: int, epochs: int):
         self.p = params
-        self.epochs = epochs
+        self.epochs, self.num_classes = epochs, num_classes
         self.last: dict[str, float] = {}  # per-step statistics, logged as epoch means
         self.extra_modules = nn.ModuleDict()  # trained with the model (SGQN's auxiliary head)
 

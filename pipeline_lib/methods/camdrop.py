@@ -57,6 +57,7 @@ class CamDrop(Method):
         schedule: Literal["constant", "linear"] = "constant"
 
     keep = 1.0
+    label_mask = True
 
     def start_epoch(self, epoch):
         t = 1.0 if self.p.schedule == "constant" or self.epochs <= 1 else epoch / (self.epochs - 1)

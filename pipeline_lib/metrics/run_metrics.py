@@ -9,7 +9,7 @@
   classes (then the human map reported is "ClickMe");
 - Grad-CAM hit ratio on the boxed images of every split, each reported separately;
 - neuron coverage, occlusion robustness, and the probe's area ratio over the epochs;
-- for methods that transform the latent map in training (`Method.features`), label leakage
+- for methods whose training mask follows the label (`Method.label_mask`), label leakage
   through their mask (`pipeline_lib.metrics.leakage`), on up to 1,024 random test images.
 """
 from __future__ import annotations
@@ -144,7 +144,7 @@ def run_metrics(model, cfg, shard_dir: Path, p, attribute_split: str, max_images
     result["occlusion"] = occlusion_curves(model, x, y, cams, patch=p.occlusion_patch,
                                            fractions=p.occlusion_fractions, seed=cfg.seed)
 
-    if method is not None and type(method).features is not Method.features:
+    if method is not None and method.label_mask:
         # a random subset: splits are stored class by class, so their first images are few classes
         pick = torch.randperm(len(test), generator=torch.Generator().manual_seed(cfg.seed))[:LEAKAGE_IMAGES]
         result["mask_leakage"] = mask_leakage(model, method, test.images[pick], test.labels[pick], normalize,
