@@ -90,6 +90,64 @@ def test_saliency_training_masks_exactly_the_lowest_k_percent():
         assert s[m].max() <= s[~m].min()
 
 
+def _method(name, model, **params):
+    spec = parse_params({"train": {"methods": [name]}, "methods": {name: params}}).method_spec(name)
+    return build_method(spec, model=model, num_classes=5, image_size=32, epochs=2)
+
+
+def test_saliency_training_kl_is_that_of_the_masked_prediction_from_the_clean_one():
+    """Ismail et al., Eq. 2: KL(f(x) || f(x_masked)), saliency from the evaluation-mode model."""
+    from pipeline_lib.attribution.latent import input_gradient
+    from pipeline_lib.methods.saliency_training import fill_from_range
+
+    torch.manual_seed(0)
+    model = ARCHITECTURES.get("tinyvgg")(num_classes=5, image_size=32, width=0.5, batch_norm=True)
+    x, y = torch.randn(6, 3, 32, 32), torch.tensor([0, 1, 2, 3, 4, 0])
+    method = _method("saliency_training", model, mask_fraction=0.3)
+    model.train()
+    logits = model(x)
+    torch.manual_seed(1)
+    loss = method.extra_loss(x, y, model, logits, None)
+    model.eval()
+    mask = lowest_saliency_mask(input_gradient(model, x, y).abs().sum(1), 0.3)
+    model.train()
+    torch.manual_seed(1)
+    p, q = logits.softmax(1), model(fill_from_range(x, mask)).softmax(1)
+    assert loss.item() == pytest.approx((p * (p.log() - q.log())).sum(1).mean().item(), rel=1e-4)
+    assert loss.item() != pytest.approx((q * (q.log() - p.log())).sum(1).mean().item(), rel=1e-4)
+
+
+@pytest.mark.parametrize("name", ["saliency_training", "sgqn", "reldrop"])
+def test_extra_forward_passes_leave_batch_norm_running_statistics_unchanged(name):
+    torch.manual_seed(0)
+    model = ARCHITECTURES.get("tinyvgg")(num_classes=5, image_size=32, width=0.5, batch_norm=True)
+    method = _method(name, model, **({"p": 1.0} if name == "reldrop" else {}))
+    model.train()
+    x, y = torch.randn(6, 3, 32, 32), torch.tensor([0, 1, 2, 3, 4, 0])
+    before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k or "num_batches" in k}
+    x_in = method.input(x, y, model)
+    if name == "reldrop":
+        assert (x_in == 0).any()  # something was occluded
+    z = model.encoder(x_in)
+    logits = model.head(z)
+    after_main = {k: v.clone() for k, v in model.state_dict().items() if k in before}
+    assert any(not torch.equal(before[k], after_main[k]) for k in before)  # the training forward updates them
+    method.extra_loss(x_in, y, model, logits, z)
+    state = model.state_dict()
+    assert all(torch.equal(after_main[k], state[k]) for k in before), "an extra pass moved the running statistics"
+    assert model.training
+
+
+def test_frozen_norm_stats_still_normalises_with_the_batch_statistics():
+    from pipeline_lib.methods import frozen_norm_stats
+    bn = torch.nn.BatchNorm2d(3).train()
+    x = torch.randn(4, 3, 5, 5) * 3 + 2
+    with frozen_norm_stats(bn):
+        out = bn(x)
+    assert torch.allclose(out.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5)
+    assert torch.equal(bn.running_mean, torch.zeros(3)) and bn.num_batches_tracked.item() == 0
+
+
 # --- RelDrop -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("alpha,beta", [(0.0, 0.5), (0.0, 0.2), (1.0, 0.3), (0.3, 0.5)])

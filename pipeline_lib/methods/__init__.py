@@ -81,6 +81,34 @@ class Method:
         self.extra_modules.load_state_dict(state["extra_modules"])
 
 
+@contextlib.contextmanager
+def frozen_norm_stats(model: nn.Module) -> Iterator[None]:
+    """Forward passes inside leave batch norm's running statistics as they were (they still
+    normalise with the batch's own statistics in training mode): a method's extra pass on masked
+    or occluded inputs must not skew the statistics evaluation uses."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in norms]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, (mean, var, count) in zip(norms, saved):
+                m.running_mean.copy_(mean)
+                m.running_var.copy_(var)
+                m.num_batches_tracked.copy_(count)
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """The model in evaluation mode (batch norm on running statistics, dropout off), then back."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
 METHODS: Registry[type[Method]] = Registry("method")
 METHODS.register("vanilla")(Method)
 
