@@ -148,6 +148,8 @@ class EvaluateParams(Strict):
     coverage_batch_size: int = Field(64, ge=1)
     occlusion_patch: int = Field(8, ge=1)
     occlusion_fractions: list[float] = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
+    occlusion_images: int = Field(256, ge=1)  # class-stratified random test images
+    leakage_images: int = Field(1024, ge=1)  # class-stratified random test images of the label-leakage metric
     clickme_root: str | None = None
 
     @field_validator("occlusion_fractions")

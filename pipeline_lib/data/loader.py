@@ -125,11 +125,13 @@ def stratified_sample(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     return order[(rank * len(labels) + torch.arange(len(labels))).argsort()[:n]]
 
 
-def with_ground_truth_first(data: SplitData, limit: int) -> SplitData:
-    """Up to `limit` images, those with boxes or masks first (in split order), so that the
-    metrics that need ground truth see as many such images as the budget allows."""
-    has = [data.masks is not None or bool(b) for b in data.boxes]
-    order = ([i for i, h in enumerate(has) if h] + [i for i, h in enumerate(has) if not h])[:limit]
+def with_ground_truth_first(data: SplitData, limit: int, seed: int = 0) -> SplitData:
+    """Up to `limit` images, those with boxes or masks first, each group a seeded class-stratified
+    random draw, so that the metrics that need ground truth see as many such images as the
+    budget allows and no metric sees only the first classes of the split."""
+    has = torch.tensor([data.masks is not None or bool(b) for b in data.boxes], dtype=torch.bool)
+    groups = [g.nonzero().flatten() for g in (has, ~has)]
+    order = torch.cat([g[stratified_sample(data.labels[g], len(g), seed)] for g in groups])[:limit].tolist()
     return SplitData(images=data.images[order], labels=data.labels[order], keys=[data.keys[i] for i in order],
                      boxes=[data.boxes[i] for i in order], masks=data.masks[order] if data.masks is not None else None)
 
