@@ -13,7 +13,7 @@ from pipeline_lib.methods import Method
 from pipeline_lib.metrics.clickme import read_clickme
 from pipeline_lib.metrics.coverage import neuron_coverage
 from pipeline_lib.metrics.harmonization import HUMAN_CEILING, harmonization, spearman
-from pipeline_lib.metrics.localization import area_ratio, hit_ratio, iou
+from pipeline_lib.metrics.localization import area_ratio, hit_ratio, iou, pixel_box
 from pipeline_lib.metrics.occlusion import occlude, occlusion_curves
 from pipeline_lib.models import Head, SplitModel
 
@@ -36,6 +36,15 @@ def test_hit_ratio_whole_region_and_largest_component():
     assert r["n"] == 2 and r["largest_component"] == 1.0 and r["whole"] == 0.5
     assert hit_ratio(m, [None, None])["n"] == 0
     assert iou([0, 0, 1, 1], [0, 0, 0.5, 1]) == pytest.approx(0.5)
+
+
+def test_an_iou_of_exactly_one_half_is_a_hit():
+    """Region pixels x 2..6, y 0..4 of a 10 x 10 map against the box x 0..9, y 0..4: IoU 25 / 50
+    (on fractional boxes, 0.49999999999999994)."""
+    maps = torch.zeros(1, 10, 10)
+    maps[0, 0:5, 2:7] = 1.0
+    assert hit_ratio(maps, [[[0.0, 0.0, 1.0, 0.5]]])["whole"] == 1.0
+    assert pixel_box([0.29, 0.0, 0.71, 0.5], 100, 10) == (29, 0, 71, 5)  # 0.29 * 100 = 28.999999999999996
 
 
 def test_harmonization_equals_scipy_spearman():

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from scipy import ndimage, stats
 
+from pipeline_lib.metrics.localization import pixel_box
+
 HUMAN_CEILING = 0.65753
 
 
@@ -61,7 +63,7 @@ def box_masks(boxes: list, size: int) -> torch.Tensor:
     """(N, size, size) masks of the union of each image's boxes (the Imagenette proxy)."""
     masks = torch.zeros(len(boxes), size, size)
     for i, image_boxes in enumerate(boxes):
-        for x1, y1, x2, y2 in image_boxes or []:
-            masks[i, int(y1 * size) : max(int(y1 * size) + 1, round(y2 * size)),
-                  int(x1 * size) : max(int(x1 * size) + 1, round(x2 * size))] = 1
+        for box in image_boxes or []:
+            x1, y1, x2, y2 = pixel_box(box, size, size)  # the pixels the hit ratio counts
+            masks[i, y1:y2, x1:x2] = 1
     return masks
