@@ -142,7 +142,7 @@ class EvaluateParams(Strict):
     area_threshold: float = Field(0.5, gt=0, lt=1)
     iou_threshold: float = Field(0.5, gt=0, le=1)
     top_fraction: float = Field(0.1, gt=0, lt=1)
-    human_blur_sigma: float = Field(10.0, ge=0)
+    human_blur_sigma: float = Field(10.0, ge=0)  # Fel et al.'s 10 x 10 kernel at 64 px; 0: no blur
     coverage_threshold: float = 0.0
     coverage_batches: int = Field(10, ge=1)
     coverage_batch_size: int = Field(64, ge=1)

@@ -47,16 +47,38 @@ def test_an_iou_of_exactly_one_half_is_a_hit():
     assert pixel_box([0.29, 0.0, 0.71, 0.5], 100, 10) == (29, 0, 71, 5)  # 0.29 * 100 = 28.999999999999996
 
 
+def test_human_maps_are_resized_to_64_blurred_10x10_sigma_10_and_resized_back():
+    """Fel et al.'s ClickMe processing: a point at 128 px spreads over a 10 x 10 window at 64 px,
+    that is 20 x 20 pixels at 128; the mass is kept away from the border; sigma 0 changes nothing."""
+    from pipeline_lib.metrics.harmonization import blurred, gaussian_kernel
+    human = torch.zeros(1, 128, 128)
+    human[0, 60:64, 60:64] = 1.0
+    out = blurred(human, 10.0)[0]
+    assert out.shape == (128, 128)
+    support = np.argwhere(out > 1e-9)
+    assert support.min() >= 60 - 12 and support.max() <= 64 + 12  # about 20 px wide, not sigma 10 at 128
+    assert out.sum() == pytest.approx(human.sum().item(), rel=1e-6)
+    k = gaussian_kernel(10, 10.0)
+    assert k.shape == (10, 10) and k.sum() == pytest.approx(1.0) and k[4, 4] == k[5, 5] and k[0, 0] < k[4, 4]
+    assert np.array_equal(blurred(human, 0.0), human.numpy())
+
+
+def test_a_constant_saliency_map_scores_zero_and_counts():
+    h = torch.rand(2, 8, 8)
+    s = torch.stack([torch.ones(8, 8), h[1]])
+    assert harmonization(s, h, sigma=0.0)["spearman"] == pytest.approx(0.5)
+
+
 def test_harmonization_equals_scipy_spearman():
     rng = np.random.default_rng(0)
     s = rng.random((3, 12, 12))
     h = rng.random((3, 12, 12))
     s[0, :6] = 0.5  # ties
-    result = harmonization(torch.tensor(s), torch.tensor(h), sigma_at_224=0.0, top_fraction=0.1)
+    result = harmonization(torch.tensor(s), torch.tensor(h), sigma=0.0, top_fraction=0.1)
     expected = np.mean([spearmanr(a.ravel(), b.ravel()).statistic for a, b in zip(s, h)])
     assert result["spearman"] == pytest.approx(expected)
     assert result["score"] == pytest.approx(expected / HUMAN_CEILING)
-    same = harmonization(torch.tensor(h), torch.tensor(h), sigma_at_224=0.0)
+    same = harmonization(torch.tensor(h), torch.tensor(h), sigma=0.0)
     assert same["spearman"] == pytest.approx(1.0) and same["dice_top"] == 1.0 and same["iou_top"] == 1.0
     assert spearman(np.ones((4, 4)), h[0, :4, :4]) == 0.0
 

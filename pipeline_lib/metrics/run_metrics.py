@@ -93,7 +93,7 @@ def clickme_harmonization(model, clickme_root: Path, imagenet_index: list[int], 
         return {}
     x, human, y = torch.stack(images), torch.stack(human), torch.tensor(labels)
     device = next(model.parameters()).device
-    return {m: harmonization(saliency(model, x, y, normalize, device, m), human, sigma_at_224=p.human_blur_sigma,
+    return {m: harmonization(saliency(model, x, y, normalize, device, m), human, sigma=p.human_blur_sigma,
                              top_fraction=p.top_fraction) for m in methods}
 
 
