@@ -187,14 +187,26 @@ class Params(Strict):
     rho: float = Field(0.01, ge=0, lt=1)
     rho_start: float = Field(0.0, ge=0, lt=1)
     rho_end: float = Field(0.05, ge=0, lt=1)
+    # rho for the runs of one architecture (the SGDrop paper's Table 12: 0.1 for ConvNeXt on
+    # Imagenette and Imagewoof); a method's own `rho` still wins
+    rho_by_architecture: dict[str, float] = {}
     methods: dict[str, dict[str, Any]] = {}
     attribute: AttributeParams = AttributeParams()
     evaluate: EvaluateParams = EvaluateParams()
     transfer: TransferParams = TransferParams()
     bench: BenchParams = BenchParams()
 
-    def method_spec(self, name: str) -> "MethodSpec":
-        """The resolved method of a run name: its registered type and validated params."""
+    @field_validator("rho_by_architecture")
+    @classmethod
+    def _rho_per_architecture(cls, values: dict[str, float]) -> dict[str, float]:
+        for arch, rho in values.items():
+            _check_name("architecture", arch)
+            if not 0 <= rho < 1:
+                raise ValueError(f"rho for {arch} must be in [0, 1), got {rho}")
+        return values
+
+    def method_spec(self, name: str, arch: str | None = None) -> "MethodSpec":
+        """The resolved method of a run name (for runs of `arch`): its registered type and validated params."""
         from pipeline_lib.methods import METHODS
 
         entry = dict(self.methods.get(name, {}))
@@ -206,6 +218,8 @@ class Params(Strict):
             )
         cls = METHODS.get(kind)
         inherited = {key: getattr(self, key) for key in cls.shared_params if key not in entry}
+        if "rho" in inherited and arch in self.rho_by_architecture:
+            inherited["rho"] = self.rho_by_architecture[arch]
         try:
             params = cls.Params(**inherited, **entry)
         except ValidationError as err:
@@ -290,7 +304,7 @@ def run_configs(params: Params) -> list[RunConfig]:
     """
     return [
         RunConfig(
-            arch=arch, method=params.method_spec(method), seed=seed, data=params.data,
+            arch=arch, method=params.method_spec(method, arch), seed=seed, data=params.data,
             loader=params.loader, model=params.model,
             train=params.train.model_copy(update={"architectures": [arch], "methods": [method], "seeds": [seed]}),
         )
