@@ -204,22 +204,32 @@ def test_focused_mask_keeps_exactly_the_focused_area_of_the_max_mean_channel():
     assert torch.equal(keep[0, 0], z[0, 1] > 7.5)
 
 
-def test_focused_dropout_acts_and_magnifies_weight_decay_only_on_participating_batches():
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("own", [None, 0.01])
+def test_focused_dropout_acts_and_magnifies_weight_decay_only_on_participating_batches(optimizer, own):
+    """MWD as a decoupled decay of (factor - 1) * base after the step: it acts under Adam, and
+    with the method's own base decay when the optimizer has none."""
     torch.manual_seed(0)
     model = ARCHITECTURES.get("tinyvgg")(num_classes=2, image_size=32, width=0.25)
-    fd = FocusedDropout(FocusedDropout.Params(participation=0.3, weight_decay_factor=10.0), model=model,
-                        num_classes=2, image_size=32, epochs=1)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=0.01)
+    fd = FocusedDropout(FocusedDropout.Params(participation=0.3, weight_decay_factor=10.0, weight_decay=own),
+                        model=model, num_classes=2, image_size=32, epochs=1)
+    cls = torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam
+    opt = cls(model.parameters(), lr=0.1, weight_decay=0.01 if own is None else 0.0)
     z = torch.rand(4, 8, 4, 4)
-    seen_wd, flags = [], []
-    original_step = opt.step
-    opt.step = lambda: (seen_wd.append(opt.param_groups[0]["weight_decay"]), original_step())[1]
+    flags = []
     for _ in range(300):
         out = fd.features(z, None, None, model)
         flags.append(fd.participating)
         assert torch.equal(out, z) != fd.participating
+        before = [p.clone() for p in model.parameters()]
+        for p in model.parameters():
+            p.grad = torch.zeros_like(p)
         with fd.step_context(opt):
             opt.step()
-        assert opt.param_groups[0]["weight_decay"] == 0.01
+        shrink = 1 - 0.1 * 9 * 0.01 if fd.participating else 1.0
+        if own is None and optimizer == "sgd":  # SGD's own (coupled) decay of the zero-gradient step
+            shrink *= 1 - 0.1 * 0.01
+        if own is not None or optimizer == "sgd":  # Adam's coupled step is not a plain shrink
+            ratios = [p[b.abs() > 1e-3] / b[b.abs() > 1e-3] for p, b in zip(model.parameters(), before)]
+            assert all(torch.allclose(r, torch.full_like(r, shrink), rtol=1e-5) for r in ratios)
     assert 0.2 < sum(flags) / len(flags) < 0.4
-    assert seen_wd == [0.1 if f else 0.01 for f in flags]
