@@ -190,7 +190,40 @@ def test_camdrop_never_seeds_outside_both_candidate_sets():
         assert seeds.any()
         assert not (seeds & ~(spatial[:, None] & channels[:, :, None, None])).any()
         assert spatial.flatten(1).sum(1).tolist() == [20] * 8 and channels.sum(1).tolist() == [2] * 8
-        assert ((1 - keep).bool() & ~channels[:, :, None, None]).sum() == 0  # blocks stay in candidate channels
+        assert ((keep == 0) & ~channels[:, :, None, None]).sum() == 0  # blocks stay in candidate channels
+
+
+def test_camdrop_normalises_its_mask_per_sample_and_seeds_at_one_minus_keep():
+    """The slides: M * CHW / sum(M) per sample; seeds ~ not Bernoulli(keep) in the candidates."""
+    torch.manual_seed(0)
+    z, weights = torch.rand(6, 16, 8, 8), torch.randn(6, 16)
+    seeds, mask = camdrop_masks(z, weights, keep_prob=0.7, block_size=1, spatial_top=0.5, channel_fraction=0.5)
+    assert torch.allclose(mask.flatten(1).sum(1), torch.full((6,), 16 * 8 * 8.0))
+    candidates = 6 * 32 * 8
+    assert abs(seeds.sum().item() / candidates - 0.3) < 0.05
+    kept = (mask > 0).flatten(1).sum(1).float()
+    assert torch.allclose(mask.flatten(1).max(1).values, 16 * 8 * 8 / kept)  # a per-sample factor
+
+
+def test_camdrop_at_shallow_layers_uses_the_channel_grouped_cam_and_only_in_training():
+    from pipeline_lib.methods.camdrop import grouped_weights
+    alpha = torch.arange(8.0)[None]
+    assert grouped_weights(alpha, 4).tolist() == [[1.0, 5.0, 9.0, 13.0]]  # pairs of latent channels
+    torch.manual_seed(0)
+    model = ARCHITECTURES.get("tinyvgg")(num_classes=3, image_size=32, width=1.0)
+    spec = parse_params({"train": {"methods": ["camdrop"]},
+                         "methods": {"camdrop": {"shallow_layers": [1], "keep_prob": 0.5}}}).method_spec("camdrop")
+    method = build_method(spec, model=model, num_classes=3, image_size=32, epochs=1)
+    method.start_epoch(0)
+    x, y = torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 0])
+    seen = []
+    model.encoder[1].register_forward_hook(lambda m, i, o: seen.append(o))
+    model.train()
+    z = model.encoder(method.input(x, y, model))  # the shallow ReLU output is dropped
+    assert (seen[-1] == 0).float().mean() > (torch.relu(model.encoder[0](x)) == 0).float().mean()
+    method.features(z, x, y, model)
+    model.encoder(x)  # after features: no label, nothing dropped
+    assert torch.equal(seen[-1], torch.relu(model.encoder[0](x)))
 
 
 # --- FocusedDropout ------------------------------------------------------------------------------
