@@ -85,17 +85,21 @@ class Method:
 def frozen_norm_stats(model: nn.Module) -> Iterator[None]:
     """Forward passes inside leave batch norm's running statistics as they were (they still
     normalise with the batch's own statistics in training mode): a method's extra pass on masked
-    or occluded inputs must not skew the statistics evaluation uses."""
+    or occluded inputs must not skew the statistics evaluation uses. The passes update copies,
+    swapped out afterwards: autograd keeps the tensors batch norm saw, so they are never
+    written back in place."""
+    names = ("running_mean", "running_var", "num_batches_tracked")
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in norms]
+    saved = [[getattr(m, n) for n in names] for m in norms]
+    for m in norms:
+        for n in names:
+            setattr(m, n, getattr(m, n).clone())
     try:
         yield
     finally:
-        with torch.no_grad():
-            for m, (mean, var, count) in zip(norms, saved):
-                m.running_mean.copy_(mean)
-                m.running_var.copy_(var)
-                m.num_batches_tracked.copy_(count)
+        for m, tensors in zip(norms, saved):
+            for n, t in zip(names, tensors):
+                setattr(m, n, t)
 
 
 @contextlib.contextmanager
