@@ -78,6 +78,14 @@ def test_excitation_dropout_drops_salient_neurons_more_often():
     kept = out != 0
     scaled = h / retain_probability(s, 0.5)
     assert torch.allclose(out[kept], scaled[kept])  # kept neurons are divided by their retain probability
+    capped = build_method(parse_params({"train": {"methods": ["excitation_dropout"]},
+                                        "methods": {"excitation_dropout": {"max_scale": 2.5}}}
+                                       ).method_spec("excitation_dropout"), model=model, num_classes=2,
+                          image_size=32, epochs=1)
+    out = capped.penultimate(h, y, model)
+    kept = out != 0
+    assert out.max() <= 2.5 and torch.allclose(out[kept], scaled.clamp_max(2.5)[kept])
+    assert scaled[kept].max() > 2.5  # the cap acted
 
 
 # --- Saliency-guided training --------------------------------------------------------------------
