@@ -18,6 +18,16 @@ derangement of the classes: the mask still encodes the label, but not where the 
 evidence lies), `random` (a fresh uniform label per sample and step: the mask carries no label)
 and `predicted` (the attributing network's own prediction: no label, but input-dependent).
 
+Label leakage, a weakness of the method as defined: the mask is chosen from the label, so
+where its zeros are encodes the label. A head that reads every latent position (VGG's
+classifier) can decode the label from the mask instead of the image when the encoder's
+features carry little image information, as those of a VGG16 without batch norm do under
+PyTorch's default init: it then fits the training set through the mask and predicts a single
+class at evaluation. That is the collapse of our first GPU run (which used that init, where the
+paper's torchvision VGG16 has torchvision's); at CPU scale the same init reproduces it and
+torchvision's init did not show it in the epochs we could run (reports/results/vgg16-collapse).
+The training loop's per-epoch leakage diagnostic warns when it happens.
+
 rho: `constant`, or `linear` from rho_start to rho_end over the epochs after `warmup_epochs`
 epochs at rho = 0 (the paper's curriculum). The rates are params.yaml's top-level rho,
 rho_start and rho_end, so that `dvc exp run -S rho=0.025` changes only SGDrop runs.
