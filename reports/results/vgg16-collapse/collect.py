@@ -65,16 +65,20 @@ def main(work: Path, with_test: bool) -> None:
         for config in sorted((init_dir / "configs").rglob("seed*.json")):
             cfg = RunConfig(**read_json(config))
             run = init_dir / cfg.run_dir
-            if not (run / "live").exists():
-                continue
             s = series(run / "live")
+            if not s.get("val_acc"):  # not started, or no epoch finished yet
+                continue
             finished = (run / "train.json").exists()
             cell = {"init": init_dir.name, "method": cfg.method.name, "method_params": cfg.method.params,
                     "epochs_done": len(s.get("val_acc", [])), "epochs": cfg.train.epochs, "finished": finished,
                     "series": s, "warnings": read_json(run / "train.json")["warnings"] if finished else None}
-            if finished and with_test:
+            out = HERE / "metrics" / f"{init_dir.name}-{cfg.method.name}.json"
+            done = read_json(out) if out.exists() else {}
+            if finished and "test_acc" in done:  # a finished run's test metrics do not change
+                cell.update({k: done[k] for k in ("test_acc", "test_leakage") if k in done})
+            elif finished and with_test:
                 cell.update(test_metrics(init_dir, cfg, work / "shards"))
-            write_json(HERE / "metrics" / f"{init_dir.name}-{cfg.method.name}.json", cell)
+            write_json(out, cell)
             rows.append(cell)
     print("| init | method | epochs | train acc (masked) | val acc | test acc | val: unmasked / masked true / "
           "follows wrong (chance) | warning |")
