@@ -92,6 +92,9 @@ class ModelParams(Strict):
     width: float = Field(gt=0)
     batch_norm: bool
     weights: str | None
+    # torchvision: the architecture's own init (torchvision's for VGG and ResNet); pytorch: every
+    # layer's `reset_parameters`, PyTorch's default, which the collapsed VGG16 run of issue 13 used
+    init: Literal["torchvision", "pytorch"]
 
 
 class TrainParams(Strict):
@@ -109,6 +112,7 @@ class TrainParams(Strict):
     step_size: int = Field(ge=1)
     gamma: float = Field(gt=0, le=1)
     probe_size: int = Field(ge=1)
+    leakage_size: int = Field(ge=1)  # val images of the per-epoch label-leakage diagnostic
     device: str
     compile: bool
     # Saving is seconds for a VGG16 with Adam and EMA state (about 2 GB); the last epoch is always saved.
@@ -158,13 +162,15 @@ class EvaluateParams(Strict):
     area_threshold: float = Field(gt=0, lt=1)
     iou_threshold: float = Field(gt=0, le=1)
     top_fraction: float = Field(gt=0, lt=1)
-    human_blur_sigma: float = Field(ge=0)
+    human_blur_sigma: float = Field(ge=0)  # Fel et al.'s 10 x 10 kernel at 64 px; 0: no blur
     coverage_threshold: float  # unit coverage, the SGDrop paper's reading
     coverage_scaled_threshold: float = Field(ge=0, lt=1)  # DeepXplore's layer-scaled channel coverage
     coverage_batches: int = Field(ge=1)
     coverage_batch_size: int = Field(ge=1)
     occlusion_patch: int = Field(ge=1)
     occlusion_fractions: list[float]
+    occlusion_images: int = Field(ge=1)  # class-stratified random test images
+    leakage_images: int = Field(ge=1)  # class-stratified random test images of the label-leakage metric
     clickme_root: str | None
 
     @field_validator("occlusion_fractions")
@@ -207,14 +213,26 @@ class Params(Strict):
     rho: float = Field(ge=0, lt=1)
     rho_start: float = Field(ge=0, lt=1)
     rho_end: float = Field(ge=0, lt=1)
+    # rho for the runs of one architecture (the SGDrop paper's Table 12: 0.1 for ConvNeXt on
+    # Imagenette and Imagewoof); a method's own `rho` still wins
+    rho_by_architecture: dict[str, float]
     methods: dict[str, dict[str, Any]]
     attribute: AttributeParams
     evaluate: EvaluateParams
     transfer: TransferParams
     bench: BenchParams
 
-    def method_spec(self, name: str) -> "MethodSpec":
-        """The resolved method of a run name: its registered type and validated params."""
+    @field_validator("rho_by_architecture")
+    @classmethod
+    def _rho_per_architecture(cls, values: dict[str, float]) -> dict[str, float]:
+        for arch, rho in values.items():
+            ARCHITECTURES.check(arch)
+            if not 0 <= rho < 1:
+                raise ValueError(f"rho for {arch} must be in [0, 1), got {rho}")
+        return values
+
+    def method_spec(self, name: str, arch: str | None = None) -> "MethodSpec":
+        """The resolved method of a run name (for runs of `arch`): its registered type and validated params."""
         entry = dict(self.methods.get(name, {}))
         kind = entry.pop("type", name)
         if kind != name:  # a variant: its base method's entry, then what the variant changes
@@ -225,6 +243,8 @@ class Params(Strict):
             raise ParamsError(f"params.yaml methods.{name}: {err} (set `type:` to one of them)") from None
         cls = METHODS.get(kind)
         inherited = {key: getattr(self, key) for key in cls.shared_params if key not in entry}
+        if "rho" in inherited and arch in self.rho_by_architecture:
+            inherited["rho"] = self.rho_by_architecture[arch]
         try:
             params = cls.Params(**inherited, **entry)
         except ValidationError as err:
@@ -428,7 +448,7 @@ def run_configs(params: Params) -> list[RunConfig]:
     """
     return [
         RunConfig(
-            arch=arch, method=params.method_spec(method), seed=seed, data=params.data,
+            arch=arch, method=params.method_spec(method, arch), seed=seed, data=params.data,
             loader=params.loader, model=params.model,
             train=params.train.model_copy(update={"architectures": [arch], "methods": [method], "seeds": [seed],
                                                   "one_seed_methods": []}),

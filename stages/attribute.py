@@ -23,7 +23,8 @@ def main(config_file: Path, shards: Path) -> None:
     cfg = RunConfig(**read_json(config_file))
     model = load_trained(cfg, shards)
     device = next(model.parameters()).device
-    data = with_ground_truth_first(load_split(shards, params.split, cfg.loader.image_size), params.max_images)
+    data = with_ground_truth_first(load_split(shards, params.split, cfg.loader.image_size), params.max_images,
+                                   seed=cfg.seed)
     maps = extract_maps(model, data.images, data.labels, Normalizer.from_manifest(shards), params.methods,
                         device=device, ig_steps=params.ig_steps)
     save_maps(cfg.run_dir / "attributions.npz", maps, data.keys, data.labels.numpy())

@@ -26,6 +26,8 @@ def main(config_file: Path, shards: Path) -> None:
             "The last checkpoint is kept: `dvc repro` resumes from it.") from None
     click.echo(f"{cfg.run_dir}: val acc {final['val_acc']:.3f}, gap {final['gap']:+.3f}, "
                f"probe area ratio {final['probe_area_ratio']:.3f}")
+    for warning in final["warnings"]:
+        click.echo(f"WARNING: {cfg.run_dir}: {warning}", err=True)
 
 
 if __name__ == "__main__":

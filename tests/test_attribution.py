@@ -58,8 +58,31 @@ def test_lrp_matches_zennit_used_directly():
     assert torch.allclose(ours, theirs)
 
 
+def test_lrp_one_hot_start_is_the_logit_map_divided_by_the_logit():
+    """RelDrop's official start: conserves 1 instead of f_y, and inverts the map where f_y < 0
+    (inputs scaled up so that the logits dwarf epsilon)."""
+    model = small_vgg(bias=False)
+    x, y = 10 * torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 2, 0])
+    logit = lrp_relevance(model, x, y)
+    one_hot = lrp_relevance(model, x, y, start="one_hot")
+    f_y = model(x).gather(1, y[:, None])[:, 0]
+    assert torch.allclose(one_hot * f_y[:, None, None, None], logit, rtol=1e-3, atol=1e-6)
+    big = f_y.abs() > 0.1  # where the logit is near 0, epsilon absorbs much of the relevance
+    assert big.sum() >= 2 and torch.allclose(one_hot.flatten(1).sum(1)[big], torch.ones(int(big.sum())), rtol=0.02)
+
+
+def test_lrp_runs_in_fp32_with_epsilon_1e_3_under_autocast():
+    from pipeline_lib.attribution.lrp import EPSILON
+    model = small_vgg(bias=True)
+    x, y = torch.rand(2, 3, 16, 16), torch.tensor([0, 1])
+    plain = lrp_relevance(model, x, y)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = lrp_relevance(model, x, y)
+    assert EPSILON == 1e-3 and mixed.dtype == torch.float32 and torch.equal(mixed, plain)
+
+
 def test_lrp_conserves_relevance_without_biases():
-    """With no biases and the epsilon rule (epsilon 1e-6), the input relevance sums to the
+    """With no biases and the epsilon rule (epsilon 1e-3), the input relevance sums to the
     target logit within 2% (max-pooling and average-pooling conserve exactly; epsilon absorbs
     a little where denominators are tiny)."""
     model = small_vgg(bias=False)

@@ -77,6 +77,14 @@ def test_excitation_dropout_drops_salient_neurons_more_often():
     kept = out != 0
     scaled = h / retain_probability(s, 0.5)
     assert torch.allclose(out[kept], scaled[kept])  # kept neurons are divided by their retain probability
+    capped = build_method(tiny_params(**{"train": {"methods": ["excitation_dropout"]},
+                                        "methods": {"excitation_dropout": {"max_scale": 2.5}}}
+                                       ).method_spec("excitation_dropout"), model=model, num_classes=2,
+                          image_size=32, epochs=1)
+    out = capped.penultimate(h, y, model)
+    kept = out != 0
+    assert out.max() <= 2.5 and torch.allclose(out[kept], scaled.clamp_max(2.5)[kept])
+    assert scaled[kept].max() > 2.5  # the cap acted
 
 
 # --- Saliency-guided training --------------------------------------------------------------------
@@ -87,6 +95,66 @@ def test_saliency_training_masks_exactly_the_lowest_k_percent():
     assert mask.flatten(1).sum(1).tolist() == [10, 10, 10]
     for s, m in zip(sal, mask):
         assert s[m].max() <= s[~m].min()
+
+
+def _method(name, model, **params):
+    spec = tiny_params(**{"train": {"methods": [name]}, "methods": {name: params}}).method_spec(name)
+    return build_method(spec, model=model, num_classes=5, image_size=32, epochs=2)
+
+
+def test_saliency_training_kl_is_that_of_the_masked_prediction_from_the_clean_one():
+    """Ismail et al., Eq. 2: KL(f(x) || f(x_masked)), saliency from the evaluation-mode model."""
+    from pipeline_lib.attribution.latent import input_gradient
+    from pipeline_lib.methods.saliency_training import fill_from_range
+
+    torch.manual_seed(0)
+    model = ARCHITECTURES.get("tinyvgg")(num_classes=5, image_size=32, width=0.5, batch_norm=True)
+    x, y = torch.randn(6, 3, 32, 32), torch.tensor([0, 1, 2, 3, 4, 0])
+    method = _method("saliency_training", model, mask_fraction=0.3)
+    model.train()
+    logits = model(x)
+    torch.manual_seed(1)
+    loss = method.extra_loss(x, y, model, logits, None)
+    model.eval()
+    mask = lowest_saliency_mask(input_gradient(model, x, y).abs().sum(1), 0.3)
+    model.train()
+    torch.manual_seed(1)
+    p, q = logits.softmax(1), model(fill_from_range(x, mask)).softmax(1)
+    assert loss.item() == pytest.approx((p * (p.log() - q.log())).sum(1).mean().item(), rel=1e-4)
+    assert loss.item() != pytest.approx((q * (q.log() - p.log())).sum(1).mean().item(), rel=1e-4)
+
+
+@pytest.mark.parametrize("name", ["saliency_training", "sgqn", "reldrop"])
+def test_extra_forward_passes_leave_batch_norm_running_statistics_unchanged(name):
+    torch.manual_seed(0)
+    model = ARCHITECTURES.get("tinyvgg")(num_classes=5, image_size=32, width=0.5, batch_norm=True)
+    method = _method(name, model, **({"p": 1.0} if name == "reldrop" else {}))
+    model.train()
+    x, y = torch.randn(6, 3, 32, 32), torch.tensor([0, 1, 2, 3, 4, 0])
+    before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k or "num_batches" in k}
+    x_in = method.input(x, y, model)
+    if name == "reldrop":
+        assert (x_in == 0).any()  # something was occluded
+    z = model.encoder(x_in)
+    logits = model.head(z)
+    after_main = {k: v.clone() for k, v in model.state_dict().items() if k in before}
+    assert any(not torch.equal(before[k], after_main[k]) for k in before)  # the training forward updates them
+    loss = method.extra_loss(x_in, y, model, logits, z)
+    if loss is not None:
+        (loss + logits.sum()).backward()  # the swapped statistics leave autograd's saved tensors intact
+    state = model.state_dict()
+    assert all(torch.equal(after_main[k], state[k]) for k in before), "an extra pass moved the running statistics"
+    assert model.training
+
+
+def test_frozen_norm_stats_still_normalises_with_the_batch_statistics():
+    from pipeline_lib.methods import frozen_norm_stats
+    bn = torch.nn.BatchNorm2d(3).train()
+    x = torch.randn(4, 3, 5, 5) * 3 + 2
+    with frozen_norm_stats(bn):
+        out = bn(x)
+    assert torch.allclose(out.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5)
+    assert torch.equal(bn.running_mean, torch.zeros(3)) and bn.num_batches_tracked.item() == 0
 
 
 # --- RelDrop -------------------------------------------------------------------------------------
@@ -131,7 +199,40 @@ def test_camdrop_never_seeds_outside_both_candidate_sets():
         assert seeds.any()
         assert not (seeds & ~(spatial[:, None] & channels[:, :, None, None])).any()
         assert spatial.flatten(1).sum(1).tolist() == [20] * 8 and channels.sum(1).tolist() == [2] * 8
-        assert ((1 - keep).bool() & ~channels[:, :, None, None]).sum() == 0  # blocks stay in candidate channels
+        assert ((keep == 0) & ~channels[:, :, None, None]).sum() == 0  # blocks stay in candidate channels
+
+
+def test_camdrop_normalises_its_mask_per_sample_and_seeds_at_one_minus_keep():
+    """The slides: M * CHW / sum(M) per sample; seeds ~ not Bernoulli(keep) in the candidates."""
+    torch.manual_seed(0)
+    z, weights = torch.rand(6, 16, 8, 8), torch.randn(6, 16)
+    seeds, mask = camdrop_masks(z, weights, keep_prob=0.7, block_size=1, spatial_top=0.5, channel_fraction=0.5)
+    assert torch.allclose(mask.flatten(1).sum(1), torch.full((6,), 16 * 8 * 8.0))
+    candidates = 6 * 32 * 8
+    assert abs(seeds.sum().item() / candidates - 0.3) < 0.05
+    kept = (mask > 0).flatten(1).sum(1).float()
+    assert torch.allclose(mask.flatten(1).max(1).values, 16 * 8 * 8 / kept)  # a per-sample factor
+
+
+def test_camdrop_at_shallow_layers_uses_the_channel_grouped_cam_and_only_in_training():
+    from pipeline_lib.methods.camdrop import grouped_weights
+    alpha = torch.arange(8.0)[None]
+    assert grouped_weights(alpha, 4).tolist() == [[1.0, 5.0, 9.0, 13.0]]  # pairs of latent channels
+    torch.manual_seed(0)
+    model = ARCHITECTURES.get("tinyvgg")(num_classes=3, image_size=32, width=1.0)
+    spec = tiny_params(**{"train": {"methods": ["camdrop"]},
+                         "methods": {"camdrop": {"shallow_layers": [1], "keep_prob": 0.5}}}).method_spec("camdrop")
+    method = build_method(spec, model=model, num_classes=3, image_size=32, epochs=1)
+    method.start_epoch(0)
+    x, y = torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 0])
+    seen = []
+    model.encoder[1].register_forward_hook(lambda m, i, o: seen.append(o))
+    model.train()
+    z = model.encoder(method.input(x, y, model))  # the shallow ReLU output is dropped
+    assert (seen[-1] == 0).float().mean() > (torch.relu(model.encoder[0](x)) == 0).float().mean()
+    method.features(z, x, y, model)
+    model.encoder(x)  # after features: no label, nothing dropped
+    assert torch.equal(seen[-1], torch.relu(model.encoder[0](x)))
 
 
 # --- FocusedDropout ------------------------------------------------------------------------------
@@ -145,22 +246,32 @@ def test_focused_mask_keeps_exactly_the_focused_area_of_the_max_mean_channel():
     assert torch.equal(keep[0, 0], z[0, 1] > 7.5)
 
 
-def test_focused_dropout_acts_and_magnifies_weight_decay_only_on_participating_batches():
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("own", [None, 0.01])
+def test_focused_dropout_acts_and_magnifies_weight_decay_only_on_participating_batches(optimizer, own):
+    """MWD as a decoupled decay of (factor - 1) * base after the step: it acts under Adam, and
+    with the method's own base decay when the optimizer has none."""
     torch.manual_seed(0)
     model = ARCHITECTURES.get("tinyvgg")(num_classes=2, image_size=32, width=0.25)
-    fd = FocusedDropout(FocusedDropout.Params(participation=0.3, weight_decay_factor=10.0), model=model,
-                        num_classes=2, image_size=32, epochs=1)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=0.01)
+    fd = FocusedDropout(FocusedDropout.Params(participation=0.3, weight_decay_factor=10.0, weight_decay=own),
+                        model=model, num_classes=2, image_size=32, epochs=1)
+    cls = torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam
+    opt = cls(model.parameters(), lr=0.1, weight_decay=0.01 if own is None else 0.0)
     z = torch.rand(4, 8, 4, 4)
-    seen_wd, flags = [], []
-    original_step = opt.step
-    opt.step = lambda: (seen_wd.append(opt.param_groups[0]["weight_decay"]), original_step())[1]
+    flags = []
     for _ in range(300):
         out = fd.features(z, None, None, model)
         flags.append(fd.participating)
         assert torch.equal(out, z) != fd.participating
+        before = [p.clone() for p in model.parameters()]
+        for p in model.parameters():
+            p.grad = torch.zeros_like(p)
         with fd.step_context(opt):
             opt.step()
-        assert opt.param_groups[0]["weight_decay"] == 0.01
+        shrink = 1 - 0.1 * 9 * 0.01 if fd.participating else 1.0
+        if own is None and optimizer == "sgd":  # SGD's own (coupled) decay of the zero-gradient step
+            shrink *= 1 - 0.1 * 0.01
+        if own is not None or optimizer == "sgd":  # Adam's coupled step is not a plain shrink
+            ratios = [p[b.abs() > 1e-3] / b[b.abs() > 1e-3] for p, b in zip(model.parameters(), before)]
+            assert all(torch.allclose(r, torch.full_like(r, shrink), rtol=1e-5) for r in ratios)
     assert 0.2 < sum(flags) / len(flags) < 0.4
-    assert seen_wd == [0.1 if f else 0.01 for f in flags]

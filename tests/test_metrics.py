@@ -13,7 +13,7 @@ from pipeline_lib.methods import Method, build_method
 from pipeline_lib.metrics.clickme import read_clickme
 from pipeline_lib.metrics.coverage import neuron_coverage
 from pipeline_lib.metrics.harmonization import HUMAN_CEILING, harmonization, spearman
-from pipeline_lib.metrics.localization import area_ratio, hit_ratio, iou
+from pipeline_lib.metrics.localization import area_ratio, hit_ratio, iou, pixel_box
 from pipeline_lib.metrics.occlusion import occlude, occlusion_curves
 from pipeline_lib.models import Head, SplitModel, build_model
 from tests.conftest import tiny_params
@@ -39,16 +39,47 @@ def test_hit_ratio_whole_region_and_largest_component():
     assert iou([0, 0, 1, 1], [0, 0, 0.5, 1]) == pytest.approx(0.5)
 
 
+def test_an_iou_of_exactly_one_half_is_a_hit():
+    """Region pixels x 2..6, y 0..4 of a 10 x 10 map against the box x 0..9, y 0..4: IoU 25 / 50
+    (on fractional boxes, 0.49999999999999994)."""
+    maps = torch.zeros(1, 10, 10)
+    maps[0, 0:5, 2:7] = 1.0
+    assert hit_ratio(maps, [[[0.0, 0.0, 1.0, 0.5]]])["whole"] == 1.0
+    assert pixel_box([0.29, 0.0, 0.71, 0.5], 100, 10) == (29, 0, 71, 5)  # 0.29 * 100 = 28.999999999999996
+
+
+def test_human_maps_are_resized_to_64_blurred_10x10_sigma_10_and_resized_back():
+    """Fel et al.'s ClickMe processing: a point at 128 px spreads over a 10 x 10 window at 64 px,
+    that is 20 x 20 pixels at 128; the mass is kept away from the border; sigma 0 changes nothing."""
+    from pipeline_lib.metrics.harmonization import blurred, gaussian_kernel
+    human = torch.zeros(1, 128, 128)
+    human[0, 60:64, 60:64] = 1.0
+    out = blurred(human, 10.0)[0]
+    assert out.shape == (128, 128)
+    support = np.argwhere(out > 1e-9)
+    assert support.min() >= 60 - 12 and support.max() <= 64 + 12  # about 20 px wide, not sigma 10 at 128
+    assert out.sum() == pytest.approx(human.sum().item(), rel=1e-6)
+    k = gaussian_kernel(10, 10.0)
+    assert k.shape == (10, 10) and k.sum() == pytest.approx(1.0) and k[4, 4] == k[5, 5] and k[0, 0] < k[4, 4]
+    assert np.array_equal(blurred(human, 0.0), human.numpy())
+
+
+def test_a_constant_saliency_map_scores_zero_and_counts():
+    h = torch.rand(2, 8, 8)
+    s = torch.stack([torch.ones(8, 8), h[1]])
+    assert harmonization(s, h, sigma=0.0)["spearman"] == pytest.approx(0.5)
+
+
 def test_harmonization_equals_scipy_spearman():
     rng = np.random.default_rng(0)
     s = rng.random((3, 12, 12))
     h = rng.random((3, 12, 12))
     s[0, :6] = 0.5  # ties
-    result = harmonization(torch.tensor(s), torch.tensor(h), sigma_at_224=0.0, top_fraction=0.1)
+    result = harmonization(torch.tensor(s), torch.tensor(h), sigma=0.0, top_fraction=0.1)
     expected = np.mean([spearmanr(a.ravel(), b.ravel()).statistic for a, b in zip(s, h)])
     assert result["spearman"] == pytest.approx(expected)
     assert result["score"] == pytest.approx(expected / HUMAN_CEILING)
-    same = harmonization(torch.tensor(h), torch.tensor(h), sigma_at_224=0.0)
+    same = harmonization(torch.tensor(h), torch.tensor(h), sigma=0.0)
     assert same["spearman"] == pytest.approx(1.0) and same["dice_top"] == 1.0 and same["iou_top"] == 1.0
     assert spearman(np.ones((4, 4)), h[0, :4, :4]) == 0.0
 
@@ -170,7 +201,7 @@ def test_harmonization_and_hits_use_only_images_with_ground_truth():
     data = SplitData(images=torch.zeros(4, 3, 8, 8, dtype=torch.uint8), labels=torch.zeros(4, dtype=torch.long),
                      keys=list("abcd"), boxes=boxes, masks=None)
     first = with_ground_truth_first(data, 3)
-    assert first.keys == ["b", "d", "a"]
+    assert sorted(first.keys[:2]) == ["b", "d"] and first.keys[2] in "ac"
     maps = torch.zeros(4, 8, 8)
     maps[1, :4, :4] = 1.0  # exactly on b's box
     maps[3, 4:, 4:] = 1.0  # exactly on d's box
@@ -178,6 +209,9 @@ def test_harmonization_and_hits_use_only_images_with_ground_truth():
     out, proxy = attribution_metrics({"m": maps.numpy()}, list("abcd"), data, p)
     assert proxy == "bounding-box masks" and out["m"]["hit_n"] == 2 and out["m"]["hit_largest"] == 1.0
     assert out["m"]["harmonization_n"] == 2 and out["m"]["spearman"] == pytest.approx(1.0)
+
+
+from pipeline_lib.metrics.leakage import leakage_warning, mask_leakage, reads_the_mask  # noqa: E402
 
 
 class _MaskReader(torch.nn.Module):
@@ -199,7 +233,6 @@ class _LabelChannelDrop(Method):
 
 
 def test_mask_leakage_tells_a_mask_reading_model_from_an_image_reading_one():
-    from pipeline_lib.metrics.leakage import mask_leakage
 
     classes, n = 5, 40
     model = _MaskReader(classes)
@@ -210,9 +243,35 @@ def test_mask_leakage_tells_a_mask_reading_model_from_an_image_reading_one():
     leaky = mask_leakage(model, _LabelChannelDrop(Method.Params(), model=model, num_classes=classes,
                                                   image_size=4, epochs=1), images, labels, lambda x: x.float(), **args)
     assert leaky["masked_true"] == 1.0 and leaky["follows_wrong"] == 1.0 and leaky["unmasked"] == pytest.approx(0.2)
+    assert leaky["follows_wrong_excess"] == pytest.approx(1.0 - leaky["wrong_chance"]) and reads_the_mask(leaky)
     clean = mask_leakage(model, Method(Method.Params(), model=model, num_classes=classes, image_size=4, epochs=1),
                          images, labels, lambda x: x.float(), **args)
     assert clean["masked_true"] == clean["unmasked"] and clean["follows_wrong"] < 0.5
+    assert not reads_the_mask(clean)
+
+
+def test_leakage_chance_is_the_unmasked_rate_of_predicting_the_wrong_label():
+    """A collapsed model that always predicts class 4 'follows' a wrong-label mask whenever that
+    label is 4: a fifth of the time, which is chance for it, not leakage."""
+    classes, n = 5, 200
+    model = _MaskReader(classes)  # sees only ones: with nothing dropped it always predicts class 4
+    model.encoder.weight.data.zero_()
+    model.encoder.bias.data.fill_(1.0)
+    images, labels = torch.zeros(n, 3, 4, 4, dtype=torch.uint8), torch.arange(n) % classes
+    clean = mask_leakage(model, Method(Method.Params(), model=model, num_classes=classes, image_size=4, epochs=1),
+                         images, labels, lambda x: x.float(), num_classes=classes, batch_size=64)
+    assert clean["follows_wrong"] > 0.1 and clean["wrong_chance"] == clean["follows_wrong"]
+    assert clean["follows_wrong_excess"] == 0.0 and not reads_the_mask(clean)
+
+
+def test_leakage_warning_names_the_flagged_epochs():
+    ok = {"leak_unmasked": 0.6, "leak_masked_true": 0.62, "leak_follows_wrong": 0.05, "leak_wrong_chance": 0.04,
+          "leak_follows_wrong_excess": 0.01}
+    bad = {"leak_unmasked": 0.1, "leak_masked_true": 0.9, "leak_follows_wrong": 0.8, "leak_wrong_chance": 0.1,
+           "leak_follows_wrong_excess": 0.7}
+    assert leakage_warning([{"epoch": 1, **ok}, {"epoch": 2}]) == []
+    (warning,) = leakage_warning([{"epoch": 1, **ok}, {"epoch": 2, **bad}, {"epoch": 3, **bad}])
+    assert "epoch(s) 2, 3" in warning and "0.900" in warning
 
 
 def test_mask_leakage_of_a_random_method_does_not_depend_on_what_was_drawn_before():

@@ -79,6 +79,17 @@ def test_sgdrop_reads_the_top_level_rates():
     assert params.method_spec("curr").params["schedule"] == "linear"
 
 
+def test_rho_by_architecture_overrides_rho_for_that_architecture_only():
+    params = tiny_params(**{"rho": 0.01, "rho_by_architecture": {"convnext_tiny": 0.1}, "model": {"width": 1.0},
+                           "train": {"architectures": ["convnext_tiny", "tinyvgg"], "methods": ["sgdrop", "own"]},
+                           "methods": {"own": {"type": "sgdrop", "rho": 0.02}}})
+    rho = {(c.arch, c.method.name): c.method.params["rho"] for c in run_configs(params)}
+    assert rho == {("convnext_tiny", "sgdrop"): 0.1, ("tinyvgg", "sgdrop"): 0.01,
+                   ("convnext_tiny", "own"): 0.02, ("tinyvgg", "own"): 0.02}
+    with pytest.raises(ParamsError, match="rho_by_architecture"):
+        tiny_params(**{"rho_by_architecture": {"vgg17": 0.1}})
+
+
 def test_a_runs_config_depends_only_on_what_changes_its_weights():
     """DVC reruns a train stage when its config file changes: growing the matrix, or changing
     rho (read by SGDrop only), must not retrain the runs it does not concern."""

@@ -17,13 +17,57 @@ def make(arch="tinyvgg", width=0.5, **method):
     return model, sg
 
 
-def test_top_k_mask_drops_exactly_k_largest_with_ties_to_the_lower_index():
+def test_top_k_mask_drops_the_k_largest_positive_with_ties_to_the_lower_index():
     a = torch.tensor([[[[3.0, 1.0], [3.0, 0.0]]], [[[0.0, 0.0], [0.0, 0.0]]]])
     m = top_k_mask(a, 1)
-    assert m.flatten(1).tolist() == [[False, True, True, True], [False, True, True, True]]
+    assert m.flatten(1).tolist() == [[False, True, True, True], [True, True, True, True]]
     m = top_k_mask(a, 3)
-    assert (~m).flatten(1).sum(1).tolist() == [3, 3]
-    assert m.flatten(1)[0].tolist() == [False, False, False, True]
+    assert m.flatten(1).tolist() == [[False, False, False, True], [True, True, True, True]]
+    # fewer positive features than k: only those are dropped, never the zero-attribution ones
+    assert top_k_mask(a, 4).flatten(1)[0].tolist() == [False, False, False, True]
+
+
+def test_dropped_fraction_is_the_fraction_actually_dropped():
+    model, sg = make(rho=0.5, ema=False)
+    sg.start_epoch(0)
+    x, y = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    z = model.encoder(x) + 0.01
+    out = sg.features(z, x, y, model)
+    actual = (out == 0).float().mean().item()
+    assert sg.last["dropped_fraction"] == pytest.approx(actual)
+    assert actual < 0.5  # about half the gradients are negative: fewer positive features than k
+
+
+def test_mask_label_true_permuted_random_predicted():
+    model, sg = make(rho=0.1, ema=False)
+    x, y = torch.randn(8, 3, 32, 32), torch.tensor([0, 1, 2, 3, 4, 0, 1, 2])
+    z = model.encoder(x) + 0.01
+
+    def mask(mode, labels, seed=None):
+        _, m = make(rho=0.1, ema=False, mask_label=mode)
+        m.start_epoch(0)
+        if seed is not None:
+            torch.manual_seed(seed)
+        return m.features(z, x, labels, model) == 0
+
+    def mask_for(labels):
+        return ~top_k_mask(grad_x_act(model.head, z, labels), round(0.1 * z[0].numel()))
+
+    assert torch.equal(mask(True, y), mask_for(y))  # YAML's `true` is the paper's default
+    perm = sg.permutation
+    assert sorted(perm.tolist()) == list(range(5)) and all(perm[c] != c for c in range(5))
+    assert torch.equal(mask("permuted", y), mask_for(perm[y]))
+    assert torch.equal(mask("predicted", y), mask_for(model.head(z).argmax(1)))
+    assert torch.equal(mask("predicted", y), mask("predicted", (y + 1) % 5))  # the label is not read
+    first = mask("random", y, seed=1)
+    torch.manual_seed(1)
+    assert torch.equal(first, mask_for(torch.randint(5, y.shape)))
+    assert not torch.equal(mask("random", y, seed=2), first)  # a fresh label every step
+
+
+def test_mask_label_rejects_an_unknown_mode():
+    with pytest.raises(Exception, match="mask_label"):
+        make(mask_label="shuffled")
 
 
 @pytest.mark.parametrize("ema", [True, False])

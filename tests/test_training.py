@@ -59,12 +59,28 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_shards, 
 def test_logs_every_epoch_with_dvclive(tiny_shards, in_tmp):
     cfg = run_configs(tiny_params(train={"methods": ["sgdrop"], "epochs": 2}, rho=0.05))[0]
     final = train(cfg, tiny_shards, in_tmp / "r")
-    assert final["rho"] == pytest.approx(0.05) and abs(final["dropped_fraction"] - 0.05) < 0.01
+    assert final["rho"] == pytest.approx(0.05) and 0 < final["dropped_fraction"] < 0.05 + 0.01  # at most k = round(rho n)
+    leak = ("leak_unmasked", "leak_masked_true", "leak_follows_wrong", "leak_wrong_chance", "leak_follows_wrong_excess")
     for name in ("train_loss", "train_acc", "val_loss", "val_acc", "gap", "lr", "rho", "dropped_fraction",
-                 "step_ms", "probe_area_ratio"):
+                 "step_ms", "probe_area_ratio") + leak:
         rows = (in_tmp / "r" / "live" / "plots" / "metrics" / f"{name}.tsv").read_text().splitlines()
         assert len(rows) == 3, name  # header + 2 epochs
     assert 0 <= final["probe_area_ratio"] <= 1
+    assert final["leak_unmasked"] == pytest.approx(final["val_acc"])  # the leakage sample is all of val here
+    assert json.loads((in_tmp / "r" / "train.json").read_text())["warnings"] == final["warnings"]
+
+
+def test_a_run_whose_head_reads_the_mask_ends_with_a_warning(tiny_shards, in_tmp, monkeypatch):
+    import pipeline_lib.training.loop as loop
+    leaky = {"unmasked": 0.1, "masked_true": 0.9, "follows_wrong": 0.8, "wrong_chance": 0.1, "follows_wrong_excess": 0.7}
+    monkeypatch.setattr(loop, "mask_leakage", lambda *a, **k: leaky)
+    cfg = run_configs(tiny_params(train={"methods": ["sgdrop"], "epochs": 1}))[0]
+    (warning,) = train(cfg, tiny_shards, in_tmp / "r")["warnings"]
+    assert "reads the label from where the mask is" in warning
+    assert json.loads((in_tmp / "r" / "train.json").read_text())["warnings"] == [warning]
+    vanilla = run_configs(tiny_params(train={"epochs": 1}))[0]
+    final = train(vanilla, tiny_shards, in_tmp / "v")  # no label-guided mask: no diagnostic at all
+    assert final["warnings"] == [] and "leak_unmasked" not in final
 
 
 def test_checkpoint_every_n_epochs_saves_the_last_and_resumes_identically(tiny_shards, in_tmp):
@@ -95,3 +111,14 @@ def test_a_finished_run_is_not_retrained_on_another_device(tiny_shards, in_tmp):
     assert moved.digest() == cfg.digest()
     train(moved, tiny_shards, in_tmp / "r")
     assert all((in_tmp / "r" / name).read_bytes() == before[name] for name in outputs)
+
+
+def test_probe_and_leakage_samples_are_seeded_class_stratified_random_draws():
+    from pipeline_lib.data.loader import stratified_sample
+    labels = torch.arange(4).repeat_interleave(10)  # stored class by class, as the shards are
+    pick = stratified_sample(labels, 8, seed=0)
+    assert torch.bincount(labels[pick], minlength=4).tolist() == [2, 2, 2, 2]
+    assert sorted(labels[pick[:4]].tolist()) == [0, 1, 2, 3]  # the first images span the classes
+    assert len(set(pick.tolist())) == 8 and torch.equal(pick, stratified_sample(labels, 8, seed=0))
+    assert not torch.equal(pick, stratified_sample(labels, 8, seed=1))
+    assert sorted(stratified_sample(labels, 100, seed=0).tolist()) == list(range(40))

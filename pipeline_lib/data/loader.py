@@ -112,11 +112,26 @@ def load_split(shard_dir: str | Path, split: str, size: int, limit: int | None =
     )
 
 
-def with_ground_truth_first(data: SplitData, limit: int) -> SplitData:
-    """Up to `limit` images, those with boxes or masks first (in split order), so that the
-    metrics that need ground truth see as many such images as the budget allows."""
-    has = [data.masks is not None or bool(b) for b in data.boxes]
-    order = ([i for i, h in enumerate(has) if h] + [i for i, h in enumerate(has) if not h])[:limit]
+def stratified_sample(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """Indices of n images drawn at random (seeded), round-robin over the classes so that every
+    class is as equally represented as the split allows: splits are stored class by class, so
+    their first images are a single class."""
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    shuffled = labels[order]
+    rank = torch.empty_like(order)  # position of each image among its class, in the random order
+    for c in shuffled.unique():
+        members = (shuffled == c).nonzero().flatten()
+        rank[members] = torch.arange(len(members))
+    return order[(rank * len(labels) + torch.arange(len(labels))).argsort()[:n]]
+
+
+def with_ground_truth_first(data: SplitData, limit: int, seed: int = 0) -> SplitData:
+    """Up to `limit` images, those with boxes or masks first, each group a seeded class-stratified
+    random draw, so that the metrics that need ground truth see as many such images as the
+    budget allows and no metric sees only the first classes of the split."""
+    has = torch.tensor([data.masks is not None or bool(b) for b in data.boxes], dtype=torch.bool)
+    groups = [g.nonzero().flatten() for g in (has, ~has)]
+    order = torch.cat([g[stratified_sample(data.labels[g], len(g), seed)] for g in groups])[:limit].tolist()
     return SplitData(images=data.images[order], labels=data.labels[order], keys=[data.keys[i] for i in order],
                      boxes=[data.boxes[i] for i in order], masks=data.masks[order] if data.masks is not None else None)
 

@@ -31,6 +31,9 @@ class Method:
         pass
 
     shared_params: tuple[str, ...] = ()  # top-level params.yaml keys this method reads
+    # Whether `features` masks the latent map by the label: such a method gets the per-epoch
+    # label-leakage diagnostic (pipeline_lib.metrics.leakage), in training and at evaluation.
+    label_mask: bool = False
 
     @classmethod
     def unused_params(cls, params: "Method.Params") -> set[str]:
@@ -41,7 +44,7 @@ class Method:
     def __init__(self, params: "Method.Params", *, model: nn.Module, num_classes: int,
                  image_size: int, epochs: int):
         self.p = params
-        self.epochs = epochs
+        self.epochs, self.num_classes = epochs, num_classes
         self.last: dict[str, float] = {}  # per-step statistics, logged as epoch means
         self.extra_modules = nn.ModuleDict()  # trained with the model (SGQN's auxiliary head)
 
@@ -76,6 +79,38 @@ class Method:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.extra_modules.load_state_dict(state["extra_modules"])
+
+
+@contextlib.contextmanager
+def frozen_norm_stats(model: nn.Module) -> Iterator[None]:
+    """Forward passes inside leave batch norm's running statistics as they were (they still
+    normalise with the batch's own statistics in training mode): a method's extra pass on masked
+    or occluded inputs must not skew the statistics evaluation uses. The passes update copies,
+    swapped out afterwards: autograd keeps the tensors batch norm saw, so they are never
+    written back in place."""
+    names = ("running_mean", "running_var", "num_batches_tracked")
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    saved = [[getattr(m, n) for n in names] for m in norms]
+    for m in norms:
+        for n in names:
+            setattr(m, n, getattr(m, n).clone())
+    try:
+        yield
+    finally:
+        for m, tensors in zip(norms, saved):
+            for n, t in zip(names, tensors):
+                setattr(m, n, t)
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """The model in evaluation mode (batch norm on running statistics, dropout off), then back."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 METHODS: Registry[type[Method]] = Registry("method")

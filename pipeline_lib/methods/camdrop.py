@@ -1,14 +1,24 @@
 """CamDrop (Wang et al. 2019, "CamDrop: A New Explanation of Dropout and A Guided
-Regularization Method for Deep Neural Networks", CIKM).
+Regularization Method for Deep Neural Networks", CIKM; the method as its slides give it).
 
-At the latent map z, the class weights w_c of the true class are the output layer's row W[y]
-for a GAP + Linear head (CAM), else Grad-CAM's mean gradients (our reading for other heads).
-CAM = ReLU(sum_c w_c z_c). Candidates: the `spatial_top` fraction of positions with the
-highest CAM, and the top C/8 channels by w_c (`channel_fraction`). DropBlock seeds are drawn
-with gamma = (1 - keep) / b^2 * HW / ((H - b + 1)(W - b + 1)) but kept only where a unit lies
-in both candidate sets; each seed expands to a b x b block in its own channel. Survivors are
-rescaled by numel / kept. `schedule: linear` lowers the keep probability from 1 to `keep_prob`
-over the epochs.
+(0) The class activation map for the true class y: at the latent map z (the GAP layer),
+    J = sum_c alpha_c z_c with alpha the output layer's row W[y] for a GAP + Linear head (CAM;
+    for another head, Grad-CAM's mean gradients, our reading). At a shallow layer X with
+    C'' <= C' channels the slides' channel-grouped CAM weighs channel c by the sum of alpha over
+    the c-th group of floor(C' / C'') consecutive latent channels: J = sum_c (sum_j alpha_j) X_c.
+(1) Spatial candidates: the n = `spatial_top` * H * W positions of largest J.
+(2) Channel candidates: the n' = `channel_fraction` * C channels of largest weight (C / 8,
+    the slides' best of C/16 .. C/2).
+(3) Seeds: units in both candidate sets where a Bernoulli(keep) draw fails, i.e. with
+    probability 1 - keep (the slides' psi ~ Bernoulli(gamma), gamma the retaining rate).
+(4) Each seed grows to a `block_size` square block in its channel (clipped at the border), and
+    the mask M is normalised per sample, M * C H W / sum(M) (the slides' normaliser).
+
+`shallow_layers`: indices into `model.encoder` whose outputs get CamDrop too, with the
+channel-grouped CAM (the slides apply it at shallow layers as well as at the GAP layer; which
+layers is per architecture, so the default is the latent map only). Shallow layers need the
+class weights before the forward, hence a GAP + Linear head. `schedule: linear` lowers the
+keep probability from 1 to `keep_prob` over the epochs.
 """
 from __future__ import annotations
 
@@ -26,7 +36,7 @@ from pipeline_lib.methods import METHODS, Method
 def candidate_masks(z, weights, spatial_top: float, channel_fraction: float):
     """(B, H, W) spatial and (B, C) channel candidate sets, bool."""
     b, c, h, w = z.shape
-    cam = (weights[:, :, None, None] * z).sum(1).clamp_min(0).flatten(1)
+    cam = (weights[:, :, None, None] * z).sum(1).flatten(1)
     n_pos = max(1, round(spatial_top * h * w))
     spatial = torch.zeros_like(cam, dtype=torch.bool)
     spatial.scatter_(1, torch.topk(cam, n_pos, dim=1).indices, True)
@@ -35,16 +45,27 @@ def candidate_masks(z, weights, spatial_top: float, channel_fraction: float):
     return spatial.view(b, h, w), channels
 
 
+def grouped_weights(alpha: torch.Tensor, channels: int) -> torch.Tensor:
+    """(B, C'') weights of a shallow layer's channels: the sums of alpha (B, C') over C''
+    groups of floor(C' / C'') consecutive latent channels (the slides' channel-grouped CAM)."""
+    group = alpha.shape[1] // channels
+    if group == 0:
+        raise ValueError(f"camdrop.shallow_layers: a layer has {channels} channels, more than the "
+                         f"latent map's {alpha.shape[1]}; choose shallower-channel layers")
+    return alpha[:, : group * channels].reshape(alpha.shape[0], channels, group).sum(2)
+
+
 def camdrop_masks(z, weights, *, keep_prob: float, block_size: int, spatial_top: float,
                   channel_fraction: float):
-    """(seeds, keep mask): seeds lie only in both candidate sets; blocks grow from seeds."""
-    _, _, h, w = z.shape
+    """(seeds, mask): seeds lie only in both candidate sets; blocks grow from seeds; the mask is
+    normalised per sample to keep the sum of the map's units."""
+    _, c, h, w = z.shape
     block = min(block_size, h, w)
     spatial, channels = candidate_masks(z, weights, spatial_top, channel_fraction)
-    gamma = (1 - keep_prob) / block**2 * (h * w) / ((h - block + 1) * (w - block + 1))
-    seeds = (torch.rand_like(z) < gamma) & spatial[:, None] & channels[:, :, None, None]
+    seeds = (torch.rand_like(z) >= keep_prob) & spatial[:, None] & channels[:, :, None, None]
     dropped = F.max_pool2d(seeds.float(), block, stride=1, padding=block // 2)[..., :h, :w]
-    return seeds, 1 - dropped
+    keep = 1 - dropped
+    return seeds, keep * (c * h * w / keep.flatten(1).sum(1).clamp_min(1))[:, None, None, None]
 
 
 @METHODS.register("camdrop")
@@ -55,18 +76,45 @@ class CamDrop(Method):
         spatial_top: float = Field(0.25, gt=0, le=1)
         channel_fraction: float = Field(0.125, gt=0, le=1)
         schedule: Literal["constant", "linear"] = "constant"
+        shallow_layers: list[int] = []
 
     keep = 1.0
+    label_mask = True
+
+    def __init__(self, params, *, model, **kw):
+        super().__init__(params, model=model, **kw)
+        self.y = None  # the batch's labels, from `input` to `features`, for the shallow-layer hooks
+        if params.shallow_layers and not getattr(model.head, "gap_linear", False):
+            raise ValueError("camdrop.shallow_layers needs a GAP + Linear head (class weights known "
+                             "before the forward); this architecture's head is not one")
+        for i in params.shallow_layers:
+            model.encoder[i].register_forward_hook(self._shallow_hook(model))
 
     def start_epoch(self, epoch):
         t = 1.0 if self.p.schedule == "constant" or self.epochs <= 1 else epoch / (self.epochs - 1)
         self.keep = 1 - t * (1 - self.p.keep_prob)
 
-    def features(self, z, x, y, model):
-        weights = latent_gradient(model.head, z, y).mean(dim=(2, 3))
+    def _drop(self, z, alpha):
         with torch.no_grad():
-            _, mask = camdrop_masks(z.detach(), weights, keep_prob=self.keep, block_size=self.p.block_size,
+            _, mask = camdrop_masks(z.detach(), alpha, keep_prob=self.keep, block_size=self.p.block_size,
                                     spatial_top=self.p.spatial_top, channel_fraction=self.p.channel_fraction)
-            kept = mask.sum().clamp_min(1)
-        self.last = {"dropped_fraction": float(1 - mask.mean())}
-        return z * (mask * (mask.numel() / kept)).to(z.dtype)
+        return z * mask.to(z.dtype), mask
+
+    def _shallow_hook(self, model):
+        def hook(module, inputs, out):
+            if self.y is None or not module.training:
+                return out
+            alpha = model.head.fc.weight[self.y].detach()
+            return self._drop(out, grouped_weights(alpha, out.shape[1]).to(out.dtype))[0]
+        return hook
+
+    def input(self, x, y, model):
+        self.y = y
+        return x
+
+    def features(self, z, x, y, model):
+        self.y = None
+        weights = latent_gradient(model.head, z, y).mean(dim=(2, 3))
+        out, mask = self._drop(z, weights)
+        self.last = {"dropped_fraction": float((mask == 0).float().mean())}
+        return out

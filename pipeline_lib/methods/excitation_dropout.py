@@ -8,9 +8,13 @@ for the true class y is its contrastive marginal winning probability (c-MWP, Zha
     s_j = max(P_j - P~_j, 0), then normalised to sum to 1 (uniform when all are 0).
 Retain probability p_j = 1 - (1 - P)(N - 1) s_j / (((1 - P) N - 1) s_j + P), P the base
 retain probability: p_j = P when s is uniform, 1 when s_j = 0, 0 when s_j = 1.
-Kept neurons are divided by p_j (inverted dropout). Our reading: one layer of Excitation
-Backprop suffices because the dropped layer is directly below the output layer, as in the
-paper's fc6/fc7 placement; saliency is taken from the online model.
+Kept neurons are divided by p_j (inverted dropout), which keeps each neuron's expected value
+but is unbounded as p_j goes to 0: a rarely kept, highly salient neuron is then multiplied by
+up to 1 / p_j. `max_scale` caps that factor (null: uncapped). The paper's text is not among the
+study's papers (shared/papers), so where the paper bounds the rescaling is unchecked; the
+default stays uncapped until it is. Our reading: one layer of Excitation Backprop suffices
+because the dropped layer is directly below the output layer, as in the paper's fc6/fc7
+placement; saliency is taken from the online model.
 """
 from __future__ import annotations
 
@@ -42,6 +46,7 @@ def retain_probability(s: torch.Tensor, base: float) -> torch.Tensor:
 class ExcitationDropout(Method):
     class Params(Strict):
         base_retain: float = Field(0.5, gt=0, lt=1)
+        max_scale: float | None = Field(None, ge=1)
 
     def penultimate(self, h, y, model):
         with torch.no_grad():
@@ -49,4 +54,7 @@ class ExcitationDropout(Method):
                                         self.p.base_retain).clamp(0, 1)
             mask = torch.bernoulli(keep_p)
         self.last = {"dropped_fraction": float(1 - mask.mean())}
-        return torch.where(mask > 0, h / keep_p.clamp_min(1e-12), torch.zeros_like(h))
+        scale = 1 / keep_p.clamp_min(1e-12)
+        if self.p.max_scale is not None:
+            scale = scale.clamp_max(self.p.max_scale)
+        return torch.where(mask > 0, h * scale, torch.zeros_like(h))

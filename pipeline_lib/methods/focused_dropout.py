@@ -3,11 +3,19 @@
 On a participating batch (probability `participation`, 0.1), per sample: the reference
 channel is the argmax of global average pooling of z; the units whose reference-channel
 activation exceeds r * its max, r ~ U(low, high), are kept and all others zeroed, the same
-spatial mask for every channel, without rescaling. On exactly those batches the weight decay
-is multiplied by `weight_decay_factor`.
+spatial mask for every channel, without rescaling (Sec. 4, Eqs. 4-5).
 
-The paper's text gives r ~ U(0.3, 0.6) but its Algorithm 1 uses U(0.6, 0.9); we follow the
-algorithm by default (0.6-0.9), and both are a params change away.
+r ~ U(0.3, 0.6) by default: the paper's text (Sec. 4, "a random ratio between 0.3 and 0.6")
+and its experiments (Sec. 5.1.1; Sec. 5.2.2 finds ratios above 0.3 drop far more units than
+dropout) use it; its Algorithm 1 writes random(0.6, 0.9), which `low: 0.6, high: 0.9` gives.
+
+Magnifying weight decay (MWD, Sec. 4 and 5.2.3): on exactly the participating batches the
+weight decay is `weight_decay_factor` times the base decay. Our reading, so that it acts
+whatever the optimizer: the extra (factor - 1) * base is applied after the optimizer's step as
+a decoupled decay, p <- p - lr * (factor - 1) * base * p (the paper trains with SGD, where
+this equals the coupled L2 term; under Adam a coupled term is rescaled by the adaptive step
+and nearly vanishes). The base is the method's own `weight_decay`, or the optimizer's when it
+is null; with a base of 0, MWD does nothing, as in the paper.
 """
 from __future__ import annotations
 
@@ -32,9 +40,10 @@ def focused_mask(z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
 class FocusedDropout(Method):
     class Params(Strict):
         participation: float = Field(0.1, ge=0, le=1)
-        low: float = Field(0.6, ge=0, le=1)
-        high: float = Field(0.9, ge=0, le=1)
+        low: float = Field(0.3, ge=0, le=1)
+        high: float = Field(0.6, ge=0, le=1)
         weight_decay_factor: float = Field(10.0, ge=1)
+        weight_decay: float | None = Field(None, ge=0)  # MWD's base decay; null: the optimizer's
 
         @model_validator(mode="after")
         def _ordered(self):
@@ -56,14 +65,12 @@ class FocusedDropout(Method):
 
     @contextlib.contextmanager
     def step_context(self, optimizer):
+        yield
         if not self.participating:
-            yield
             return
-        saved = [g["weight_decay"] for g in optimizer.param_groups]
-        for g in optimizer.param_groups:
-            g["weight_decay"] *= self.p.weight_decay_factor
-        try:
-            yield
-        finally:
-            for g, wd in zip(optimizer.param_groups, saved):
-                g["weight_decay"] = wd
+        with torch.no_grad():
+            for g in optimizer.param_groups:
+                base = g["weight_decay"] if self.p.weight_decay is None else self.p.weight_decay
+                shrink = 1 - g["lr"] * (self.p.weight_decay_factor - 1) * base
+                if shrink != 1:
+                    torch._foreach_mul_(list(g["params"]), shrink)

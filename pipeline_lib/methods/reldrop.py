@@ -1,8 +1,11 @@
 """RelDrop (Gururaj et al., "Relevance-driven input dropout"): occlude the input where the
 model's LRP relevance is high, so that it learns to use the rest of the object.
 
-R: LRP relevance of the input for the true class (zennit, epsilon rules, flat first layer,
-canonizers), summed over colour channels and min-max normalised per image.
+R: LRP relevance of the input for the true class (zennit, epsilon rules with RelDrop's best
+epsilon 1e-3, flat first layer, canonizers, fp32), summed over colour channels and min-max
+normalised per image. The relevance starts from the true class's logit (textbook LRP, which
+conserves f_y); `lrp_start: one_hot` starts from a one-hot output as RelDrop's official code
+does, which divides the map by f_y and so inverts it when the logit is negative.
 - pixel variant: drop position (i, j) where alpha * U(0, 1) + (1 - alpha) R_ij >= 1 - beta;
 - block variant: one erasing box centred on a pixel drawn uniformly from the `top_k` most
   relevant ones, of area U(0.02, 0.4) H W and aspect ratio log-uniform in [0.3, 3.33],
@@ -55,11 +58,13 @@ class RelDrop(Method):
         beta: float = Field(0.5, ge=0, le=1)
         p: float = Field(0.5, ge=0, le=1)
         top_k: int = Field(10, ge=1)
+        lrp_start: Literal["logit", "one_hot"] = "logit"
+        lrp_epsilon: float = Field(1e-3, gt=0)
 
     def input(self, x, y, model):
         from pipeline_lib.attribution.lrp import lrp_relevance  # zennit only where LRP is used
 
-        relevance = minmax(lrp_relevance(model, x, y).sum(1))
+        relevance = minmax(lrp_relevance(model, x, y, start=self.p.lrp_start, epsilon=self.p.lrp_epsilon).sum(1))
         if self.p.variant == "pixel":
             drop = pixel_mask(relevance, self.p.alpha, self.p.beta)
         else:

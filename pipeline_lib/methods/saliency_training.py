@@ -1,11 +1,23 @@
 """Saliency-guided training (Ismail et al. 2021, "Improving Deep Learning Interpretability by
 Saliency Guided Training", NeurIPS).
 
-Saliency: |d s_y / d x| summed over colour channels (a position covers all its channels).
-The `mask_fraction` (k = 10%) lowest-saliency positions of each input are replaced by values
-drawn uniformly from the sample's own [min, max] range, per channel. Loss:
-    CE(f(x), y) + lambda * KL(softmax f(x_masked) || softmax f(x)),
-with gradients through both terms as in the paper's code.
+Sec. 3, Algorithm 1 and Eq. 2: the `mask_fraction` (k) features of lowest saliency are
+masked, and the loss is
+    CE(f(x), y) + lambda * KL(softmax f(x) || softmax f(x_masked)),
+the KL divergence of the masked input's prediction from the clean input's (Eq. 2's order,
+which the authors' code, `KLDivLoss(log_softmax(masked), softmax(output))`, also computes),
+with gradients through both terms as in that code.
+
+The saliency pass runs in evaluation mode (their code calls `model.eval()` around it: batch
+norm on its running statistics, dropout off); the masked forward runs in training mode, as
+theirs, but leaves batch norm's running statistics untouched (`frozen_norm_stats`: masked
+inputs must not skew the statistics evaluation uses; their code lets them update).
+
+Our readings where paper and code differ or say nothing: saliency is |d s_y / d x| summed
+over colour channels, and a position is masked in all its channels (their code takes the
+channel mean of the signed gradient, with the absolute value behind an `--abs` flag, and masks
+the flattened features); masked positions take values drawn uniformly from the sample's own
+[min, max] range, per channel (the paper's random masking).
 """
 from __future__ import annotations
 
@@ -15,7 +27,7 @@ from pydantic import Field
 
 from pipeline_lib.attribution.latent import input_gradient
 from pipeline_lib.strict import Strict
-from pipeline_lib.methods import METHODS, Method
+from pipeline_lib.methods import METHODS, Method, eval_mode, frozen_norm_stats
 
 
 def lowest_saliency_mask(saliency: torch.Tensor, fraction: float) -> torch.Tensor:
@@ -42,10 +54,13 @@ class SaliencyTraining(Method):
         kl_weight: float = Field(1.0, ge=0)
 
     def extra_loss(self, x, y, model, logits, z):
-        saliency = input_gradient(model, x, y).abs().sum(1)
+        with eval_mode(model):
+            saliency = input_gradient(model, x, y).abs().sum(1)
         mask = lowest_saliency_mask(saliency, self.p.mask_fraction)
-        masked_logits = model(fill_from_range(x.detach(), mask))
-        kl = F.kl_div(F.log_softmax(logits, 1), F.log_softmax(masked_logits, 1), log_target=True,
+        with frozen_norm_stats(model):
+            masked_logits = model(fill_from_range(x.detach(), mask))
+        # F.kl_div(input, target) is KL(target || input): here KL(p(x) || p(x_masked))
+        kl = F.kl_div(F.log_softmax(masked_logits.float(), 1), F.log_softmax(logits.float(), 1), log_target=True,
                       reduction="batchmean")
         self.last = {"masked_fraction": float(mask.float().mean()), "kl": kl.item()}
         return self.p.kl_weight * kl

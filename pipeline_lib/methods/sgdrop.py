@@ -4,9 +4,29 @@ For a batch (x, y), the attribution of the latent map is A = ReLU(d s_y / d z') 
 z' = f'(x) from an EMA copy of the network (or the online one with `ema: false`), s_y the
 head's score of the true class, and the gradient taken through the head only (closed form for
 a GAP + Linear head). Per sample, the k = round(rho * C * H * W) features of largest A are
-zeroed in the online features z = f(x) before the head: exactly k, ties broken by the lower
-flat index (a stable sort), no rescaling, no gradient through the attribution, nothing dropped
-at evaluation.
+zeroed in the online features z = f(x) before the head (ties broken by the lower flat index, a
+stable sort), no rescaling, no gradient through the attribution, nothing dropped at evaluation.
+
+Only features of positive attribution are dropped, at most k (Sec. 3 drops "the most salient"
+features; a zero attribution is not salient). Zeroing zero-attribution features to make up k
+would drop a fixed, label-independent pattern (the lowest flat indices, channel 0). The
+fraction actually dropped is logged as `dropped_fraction`, beside the nominal `rho`.
+
+`mask_label`, the label whose attribution chooses the mask: `true` (the paper), or a control
+for the label leakage of issue 13 (`pipeline_lib.metrics.leakage`): `permuted` (a fixed
+derangement of the classes: the mask still encodes the label, but not where the true class's
+evidence lies), `random` (a fresh uniform label per sample and step: the mask carries no label)
+and `predicted` (the attributing network's own prediction: no label, but input-dependent).
+
+Label leakage, a weakness of the method as defined: the mask is chosen from the label, so
+where its zeros are encodes the label. A head that reads every latent position (VGG's
+classifier) can decode the label from the mask instead of the image when the encoder's
+features carry little image information, as those of a VGG16 without batch norm do under
+PyTorch's default init: it then fits the training set through the mask and predicts a single
+class at evaluation. That is the collapse of our first GPU run (which used that init, where the
+paper's torchvision VGG16 has torchvision's); at CPU scale the same init reproduces it and
+torchvision's init did not show it in the epochs we could run (reports/results/vgg16-collapse).
+The training loop's per-epoch leakage diagnostic warns when it happens.
 
 rho: `constant`, or `linear` from rho_start to rho_end over the epochs after `warmup_epochs`
 epochs at rho = 0 (the paper's curriculum). The rates are params.yaml's top-level rho,
@@ -22,7 +42,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from pipeline_lib.attribution.latent import grad_x_act
@@ -43,14 +63,23 @@ def rho_at(epoch: int, epochs: int, *, schedule: str, rho: float, rho_start: flo
 
 
 def top_k_mask(attribution: torch.Tensor, k: int) -> torch.Tensor:
-    """A {0, 1} mask shaped like `attribution` with exactly k zeros per sample, at its k largest
-    values; ties go to the lower flat index, so the mask is deterministic."""
+    """A bool keep-mask shaped like `attribution` with at most k zeros per sample, at its k largest
+    values that are positive; ties go to the lower flat index, so the mask is deterministic."""
     flat = attribution.flatten(1)
-    mask = torch.ones_like(flat, dtype=torch.bool)
+    drop = torch.zeros_like(flat, dtype=torch.bool)
     if k > 0:
         order = torch.sort(flat, dim=1, descending=True, stable=True).indices[:, :k]
-        mask.scatter_(1, order, False)
-    return mask.view_as(attribution)
+        drop.scatter_(1, order, True)
+        drop &= flat > 0
+    return (~drop).view_as(attribution)
+
+
+def derangement(num_classes: int, seed: int = 0) -> torch.Tensor:
+    """A fixed permutation of the classes with no fixed point (`mask_label: permuted`)."""
+    order = torch.randperm(num_classes, generator=torch.Generator().manual_seed(seed))
+    mapping = torch.empty_like(order)
+    mapping[order] = order.roll(-1)
+    return mapping
 
 
 @METHODS.register("sgdrop")
@@ -64,6 +93,12 @@ class SGDrop(Method):
         ema: bool = True
         ema_decay: float = Field(0.99, gt=0, lt=1)
         closed_form: bool = True
+        mask_label: Literal["true", "permuted", "random", "predicted"] = "true"
+
+        @field_validator("mask_label", mode="before")
+        @classmethod
+        def _yaml_true(cls, value):  # YAML reads `mask_label: true` as a boolean
+            return "true" if value is True else value
 
     shared_params = ("rho", "rho_start", "rho_end")
 
@@ -71,8 +106,11 @@ class SGDrop(Method):
     def unused_params(cls, params) -> set[str]:
         return {"rho_start", "rho_end"} if params.schedule == "constant" else {"rho"}
 
+    label_mask = True
+
     def __init__(self, params, *, model, **kw):
         super().__init__(params, model=model, **kw)
+        self.permutation = derangement(self.num_classes)
         self.ema = None
         if params.ema:
             self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(params.ema_decay), use_buffers=True)
@@ -93,9 +131,21 @@ class SGDrop(Method):
     def attributing_model(self, model):
         return self.ema.module if self.ema is not None else model
 
+    def mask_target(self, y, net, z_attr):
+        """The label whose attribution chooses the mask (`mask_label`)."""
+        mode = self.p.mask_label
+        if mode == "permuted":
+            return self.permutation.to(y.device)[y]
+        if mode == "random":
+            return torch.randint(self.num_classes, y.shape, device=y.device)
+        if mode == "predicted":
+            with torch.no_grad():
+                return net.head(z_attr).argmax(1)
+        return y
+
     def features(self, z, x, y, model):
         k = round(self.rho * z[0].numel())
-        self.last = {"rho": self.rho, "dropped_fraction": k / z[0].numel()}
+        self.last = {"rho": self.rho, "dropped_fraction": 0.0}
         if k == 0:
             return z
         net = self.attributing_model(model)
@@ -104,8 +154,10 @@ class SGDrop(Method):
         else:  # the EMA forward is never differentiated: inference mode skips autograd's bookkeeping
             with torch.inference_mode():
                 z_attr = net.encoder(x)
-        attribution = grad_x_act(net.head, z_attr, y, closed_form=self.p.closed_form)
-        return z * top_k_mask(attribution, k).to(z.dtype)
+        target = self.mask_target(y, net, z_attr)
+        mask = top_k_mask(grad_x_act(net.head, z_attr, target, closed_form=self.p.closed_form), k)
+        self.last["dropped_fraction"] = 1 - mask.float().mean().item()
+        return z * mask.to(z.dtype)
 
     def after_step(self, model) -> None:
         if self.ema is not None:

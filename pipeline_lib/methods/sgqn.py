@@ -11,6 +11,9 @@ guided backprop as an option). M = the positions at or above the per-sample `qua
   Q(s * M) on Q(s);
 - self-supervision: an auxiliary head (a 1x1 convolution on the encoder output, upsampled)
   predicts M, with binary cross-entropy; its gradient shapes the encoder, as in SGQN.
+The attribution pass and the masked forward (inputs 95% zeros) leave batch norm's running
+statistics untouched (`frozen_norm_stats`), so that evaluation normalises with clean-image
+statistics (SGQN's Q-networks have no batch norm, so the paper says nothing about it).
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from torch import nn
 
 from pipeline_lib.attribution.latent import input_gradient
 from pipeline_lib.strict import Strict
-from pipeline_lib.methods import METHODS, Method
+from pipeline_lib.methods import METHODS, Method, frozen_norm_stats
 from pipeline_lib.models import latent_shape
 
 
@@ -44,8 +47,9 @@ class SGQN(Method):
         self.extra_modules["aux_head"] = nn.Conv2d(channels, 1, kernel_size=1)
 
     def extra_loss(self, x, y, model, logits, z):
-        mask = top_quantile_mask(input_gradient(model, x, y).abs().sum(1), self.p.quantile)
-        salient_logits = model(x.detach() * mask[:, None])
+        with frozen_norm_stats(model):
+            mask = top_quantile_mask(input_gradient(model, x, y).abs().sum(1), self.p.quantile)
+            salient_logits = model(x.detach() * mask[:, None])
         consistency = F.kl_div(F.log_softmax(salient_logits, 1), F.log_softmax(logits.detach(), 1),
                                log_target=True, reduction="batchmean")
         predicted = F.interpolate(self.extra_modules["aux_head"](z), size=x.shape[-2:], mode="bilinear",

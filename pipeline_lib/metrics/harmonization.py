@@ -2,9 +2,15 @@
 recognition strategies of deep neural networks with humans").
 
 Per image: the Spearman rank correlation between the model's saliency map and the human map,
-both at the input resolution, the human map blurred with a Gaussian (their ClickMe code blurs
-with sigma 10 at 224 pixels; we scale sigma to the image size). The score is the mean over
+both at the input resolution. The human map is processed as in their ClickMe evaluation code
+(`parse_clickme_prototype`): resized to 64 x 64 (bilinear), blurred with a normalised 10 x 10
+Gaussian kernel of sigma 10 (TensorFlow's 'SAME' zero padding: 4 pixels before, 5 after), and
+resized back (bilinear, half-pixel centres as `tf.image.resize`). The score is the mean over
 images divided by the human ceiling 0.65753. Also the Dice and IoU of the top-10% regions.
+
+A constant saliency map (a dead network, or an attribution that is zero everywhere) ranks
+nothing: its Spearman correlation is taken as 0 and counted in the mean, rather than NaN and
+left out, so that a method cannot raise its score by producing empty maps.
 Where ClickMe is not available, the human map is a ground-truth proxy (object masks for the
 synthetic set, box masks for Imagenette); the report says which.
 """
@@ -12,14 +18,36 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy import ndimage, stats
+import torch.nn.functional as F
+from scipy import stats
+
+from pipeline_lib.metrics.localization import pixel_box
 
 HUMAN_CEILING = 0.65753
 
 
-def blur(human: np.ndarray, sigma_at_224: float) -> np.ndarray:
-    sigma = sigma_at_224 * human.shape[-1] / 224
-    return ndimage.gaussian_filter(human.astype(np.float64), sigma) if sigma > 0 else human.astype(np.float64)
+BLUR_SIZE, BLUR_AT = 10, 64  # Fel et al.'s kernel size and the resolution it is applied at
+
+
+def gaussian_kernel(size: int, sigma: float) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-x**2 / (2 * sigma**2))
+    k = g[:, None] * g[None, :]
+    return k / k.sum()
+
+
+def blurred(human: torch.Tensor, sigma: float) -> np.ndarray:
+    """(N, H, W) human maps processed as harmonization compares them (resize to 64, blur, resize
+    back; sigma 0: unchanged); compute once, reuse per method."""
+    maps = human.float().cpu()[:, None].double()
+    if sigma <= 0:
+        return maps[:, 0].numpy()
+    size = maps.shape[-2:]
+    small = F.interpolate(maps, size=(BLUR_AT, BLUR_AT), mode="bilinear", align_corners=False)
+    pad_before = (BLUR_SIZE - 1) // 2
+    small = F.conv2d(F.pad(small, (pad_before, BLUR_SIZE - 1 - pad_before) * 2),
+                     gaussian_kernel(BLUR_SIZE, sigma)[None, None])
+    return F.interpolate(small, size=size, mode="bilinear", align_corners=False)[:, 0].numpy()
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -37,16 +65,11 @@ def top_region(m: np.ndarray, fraction: float) -> np.ndarray:
     return region.reshape(m.shape)
 
 
-def blurred(human: torch.Tensor, sigma_at_224: float) -> np.ndarray:
-    """(N, H, W) human maps blurred as harmonization compares them; compute once, reuse per method."""
-    return np.stack([blur(h, sigma_at_224) for h in human.float().cpu().numpy()])
-
-
-def harmonization(saliency: torch.Tensor, human: torch.Tensor | np.ndarray, *, sigma_at_224: float = 10.0,
+def harmonization(saliency: torch.Tensor, human: torch.Tensor | np.ndarray, *, sigma: float = 10.0,
                   top_fraction: float = 0.1, already_blurred: bool = False) -> dict[str, float]:
     """Maps are (N, H, W) at the same resolution."""
     rhos, dices, ious = [], [], []
-    human = human if already_blurred else blurred(torch.as_tensor(human), sigma_at_224)
+    human = human if already_blurred else blurred(torch.as_tensor(human), sigma)
     for s, h in zip(saliency.float().cpu().numpy(), human):
         rhos.append(spearman(s, h))
         a, b = top_region(s, top_fraction), top_region(h, top_fraction)
@@ -61,7 +84,7 @@ def box_masks(boxes: list, size: int) -> torch.Tensor:
     """(N, size, size) masks of the union of each image's boxes (the Imagenette proxy)."""
     masks = torch.zeros(len(boxes), size, size)
     for i, image_boxes in enumerate(boxes):
-        for x1, y1, x2, y2 in image_boxes or []:
-            masks[i, int(y1 * size) : max(int(y1 * size) + 1, round(y2 * size)),
-                  int(x1 * size) : max(int(x1 * size) + 1, round(x2 * size))] = 1
+        for box in image_boxes or []:
+            x1, y1, x2, y2 = pixel_box(box, size, size)  # the pixels the hit ratio counts
+            masks[i, y1:y2, x1:x2] = 1
     return masks

@@ -2,10 +2,15 @@
 
 - area ratio (the SGDrop paper): max-normalise each map, then the fraction of pixels > 0.5;
 - hit ratio: the box around the pixels >= 0.5 of the normalised map (the whole region, and its
-  largest 8-connected component), a hit when IoU >= 0.5 with any ground-truth box.
+  largest 8-connected component), a hit when IoU >= 0.5 with any ground-truth box. The IoU is
+  computed on integer pixel boxes at the map's resolution (`pixel_box`), so that an IoU of
+  exactly 0.5 counts as a hit: on fractional boxes float rounding turns many of those into
+  0.49999999999999994.
 Maps are (N, H, W); boxes are [x1, y1, x2, y2] as fractions of the side, x2 and y2 exclusive.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -23,8 +28,15 @@ def area_ratio(maps: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     return (max_normalize(maps) > threshold).float().flatten(1).mean(1)
 
 
-def region_box(region: np.ndarray, largest_component: bool) -> list[float] | None:
-    """Fractional box around a boolean region, or around its largest 8-connected component."""
+def pixel_box(box, width: int, height: int) -> tuple[int, int, int, int]:
+    """A fractional [x1, y1, x2, y2] box as the pixels it overlaps (x2, y2 exclusive), at least one
+    pixel wide; a tolerance absorbs the float error of fractions such as 29 / 100."""
+    x1, y1 = math.floor(box[0] * width + 1e-6), math.floor(box[1] * height + 1e-6)
+    return (x1, y1, max(x1 + 1, math.ceil(box[2] * width - 1e-6)), max(y1 + 1, math.ceil(box[3] * height - 1e-6)))
+
+
+def region_box(region: np.ndarray, largest_component: bool) -> tuple[int, int, int, int] | None:
+    """Pixel box around a boolean region, or around its largest 8-connected component."""
     if not region.any():
         return None
     if largest_component:
@@ -32,13 +44,12 @@ def region_box(region: np.ndarray, largest_component: bool) -> list[float] | Non
         sizes = ndimage.sum(region, labels, index=range(1, n + 1))
         region = labels == (1 + int(np.argmax(sizes)))
     ys, xs = np.nonzero(region)
-    h, w = region.shape
-    return [xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h]
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
-def iou(a: list[float], b: list[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+def iou(a, b) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
@@ -51,6 +62,8 @@ def hit_ratio(maps: torch.Tensor, boxes: list, threshold: float = 0.5, iou_thres
     for m, gt in zip(norm, boxes):
         if not gt:
             continue
+        h, w = m.shape
+        gt = [pixel_box(g, w, h) for g in gt]
         for kind, largest in (("whole", False), ("largest_component", True)):
             box = region_box(m >= threshold, largest)
             hits[kind].append(box is not None and max(iou(box, g) for g in gt) >= iou_threshold)

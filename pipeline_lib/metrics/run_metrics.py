@@ -10,8 +10,10 @@
   classes (then the human map reported is "ClickMe");
 - Grad-CAM hit ratio on the boxed images of every split, each reported separately;
 - neuron coverage, occlusion robustness, and the probe's area ratio over the epochs;
-- for methods that transform the latent map in training (`Method.features`), label leakage
-  through their mask (`pipeline_lib.metrics.leakage`), on up to 1,024 random test images.
+- for methods whose training mask follows the label (`Method.label_mask`), label leakage
+  through their mask (`pipeline_lib.metrics.leakage`).
+Coverage, occlusion and leakage use seeded class-stratified random test images (splits are
+stored class by class, so their first images are a single class), sized in params.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import torch.nn.functional as F
 
 from pipeline_lib.attribution import attribute
 from pipeline_lib.attribution.extract import load_maps
-from pipeline_lib.data.loader import Normalizer, load_split
+from pipeline_lib.data.loader import Normalizer, load_split, stratified_sample
 from pipeline_lib.data.shards import read_manifest
 from pipeline_lib.methods import Method
 from pipeline_lib.metrics.accuracy import evaluate
@@ -92,7 +94,7 @@ def clickme_harmonization(model, clickme_root: Path, imagenet_index: list[int], 
         return {}
     x, human, y = torch.stack(images), torch.stack(human), torch.tensor(labels)
     device = next(model.parameters()).device
-    return {m: harmonization(saliency(model, x, y, normalize, device, m), human, sigma_at_224=p.human_blur_sigma,
+    return {m: harmonization(saliency(model, x, y, normalize, device, m), human, sigma=p.human_blur_sigma,
                              top_fraction=p.top_fraction) for m in methods}
 
 
@@ -102,9 +104,6 @@ def probe_history(live_dir: Path) -> list[float]:
         return []
     with open(path) as f:
         return [float(r["probe_area_ratio"]) for r in csv.DictReader(f, delimiter="\t")]
-
-
-LEAKAGE_IMAGES = 1024
 
 
 def run_metrics(model, cfg, shard_dir: Path, p, attribute_split: str, max_images: int,
@@ -128,26 +127,26 @@ def run_metrics(model, cfg, shard_dir: Path, p, attribute_split: str, max_images
 
     result["hit_by_split"] = {}
     for s, d in splits.items():
-        boxed = [i for i, b in enumerate(d.boxes) if b][:max_images]
+        boxed = torch.tensor([i for i, b in enumerate(d.boxes) if b], dtype=torch.long)
+        boxed = boxed[stratified_sample(d.labels[boxed], max_images, cfg.seed)].tolist()
         if boxed:
             cams = saliency(model, d.images[boxed], d.labels[boxed], normalize, device)
             result["hit_by_split"][s] = hit_ratio(cams, [d.boxes[i] for i in boxed], p.area_threshold, p.iou_threshold)
 
     test = splits["test"]
-    n_cov = min(len(test), p.coverage_batches * p.coverage_batch_size)
-    batches = [normalize(test.images[i : i + p.coverage_batch_size].to(device))
-               for i in range(0, n_cov, p.coverage_batch_size)]
+    pick = stratified_sample(test.labels, p.coverage_batches * p.coverage_batch_size, cfg.seed)
+    batches = [normalize(test.images[pick[i : i + p.coverage_batch_size]].to(device))
+               for i in range(0, len(pick), p.coverage_batch_size)]
     result["coverage"] = neuron_coverage(model, batches, p.coverage_threshold, p.coverage_scaled_threshold)
 
-    n_occ = min(len(test), max_images)
-    x, y = normalize(test.images[:n_occ].to(device)), test.labels[:n_occ].to(device)
-    cams = saliency(model, test.images[:n_occ], test.labels[:n_occ], normalize, device).to(device)
+    pick = stratified_sample(test.labels, p.occlusion_images, cfg.seed)
+    x, y = normalize(test.images[pick].to(device)), test.labels[pick].to(device)
+    cams = saliency(model, test.images[pick], test.labels[pick], normalize, device).to(device)
     result["occlusion"] = occlusion_curves(model, x, y, cams, patch=p.occlusion_patch,
                                            fractions=p.occlusion_fractions, seed=cfg.seed)
 
-    if method is not None and type(method).features is not Method.features:
-        # a random subset: splits are stored class by class, so their first images are few classes
-        pick = torch.randperm(len(test), generator=torch.Generator().manual_seed(cfg.seed))[:LEAKAGE_IMAGES]
+    if method is not None and method.label_mask:
+        pick = stratified_sample(test.labels, p.leakage_images, cfg.seed)
         result["mask_leakage"] = mask_leakage(model, method, test.images[pick], test.labels[pick], normalize,
                                               num_classes=len(manifest["classes"]),
                                               batch_size=cfg.loader.eval_batch_size, seed=cfg.seed)

@@ -46,9 +46,13 @@ ARCHITECTURES: Registry[Callable[..., SplitModel]] = Registry("architecture")
 
 
 def build_model(arch: str, num_classes: int, image_size: int, params) -> SplitModel:
-    """`params` is the `model` section of params.yaml: width, batch_norm, weights."""
+    """`params` is the `model` section of params.yaml: width, batch_norm, init, weights."""
     model = ARCHITECTURES.get(arch)(num_classes=num_classes, image_size=image_size,
                                     width=params.width, batch_norm=params.batch_norm)
+    if params.init == "pytorch":
+        for m in model.modules():
+            if m is not model and hasattr(m, "reset_parameters"):
+                m.reset_parameters()
     if params.weights:
         path = Path(params.weights)
         if not path.exists():

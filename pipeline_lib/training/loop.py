@@ -8,7 +8,10 @@
   ignored, never resumed.
 - A non-finite loss, non-finite weights or an exploded loss stop the run with `TrainingDiverged`,
   leaving the last good checkpoint.
-- Per-epoch logs through dvclive, including the attribution area ratio of a fixed probe batch.
+- Per-epoch logs through dvclive, including the attribution area ratio of a fixed probe batch
+  (a class-stratified random sample of val) and, for a method whose mask follows the label
+  (`Method.label_mask`), the label-leakage diagnostic (`leak_*`, pipeline_lib.metrics.leakage);
+  a run whose head reads the mask ends with a warning, in its log and in train.json's `warnings`.
 - Multi-process data parallelism under `torchrun` (NCCL on GPUs, gloo on CPUs) with
   DistributedDataParallel around the step module (`step.MethodStep`), whose forward runs the
   method's hooks, so the gradient all-reduce overlaps the backward. `loader.batch_size` is the
@@ -38,12 +41,13 @@ from tqdm import tqdm
 
 from pipeline_lib.attribution.latent import gradcam, upsample
 from pipeline_lib.config import ParamsError, RunConfig
-from pipeline_lib.data.loader import InMemoryLoader, Normalizer, StreamLoader, augment, load_split
+from pipeline_lib.data.loader import InMemoryLoader, Normalizer, StreamLoader, augment, load_split, stratified_sample
 from pipeline_lib.data.shards import read_manifest
 from pipeline_lib.errors import ClearError
 from pipeline_lib.io import atomic_path, remove_temporaries, write_json
 from pipeline_lib.methods import Method, build_method
 from pipeline_lib.metrics.accuracy import evaluate
+from pipeline_lib.metrics.leakage import leakage_warning, mask_leakage
 from pipeline_lib.metrics.localization import area_ratio
 from pipeline_lib.models import SplitModel, build_model
 from pipeline_lib.training.step import MethodStep, train_step
@@ -249,8 +253,9 @@ def train(cfg: RunConfig, shard_dir: Path, out_dir: Path, *, progress: bool = Fa
         loader = StreamLoader(shard_dir, "train", size, lcfg.batch_size // world, shuffle=True,
                               seed=cfg.seed, workers=lcfg.workers, shuffle_buffer=lcfg.shuffle_buffer)
     val = load_split(shard_dir, "val", size)
-    probe_x = normalize(val.images[: cfg.train.probe_size]).to(run.device)
-    probe_y = val.labels[: cfg.train.probe_size].to(run.device)
+    probe = stratified_sample(val.labels, cfg.train.probe_size, cfg.seed)
+    probe_x, probe_y = normalize(val.images[probe]).to(run.device), val.labels[probe].to(run.device)
+    leak = stratified_sample(val.labels, cfg.train.leakage_size, cfg.seed + 1) if run.method.label_mask else None
 
     live = Live(str(out_dir / "live"), resume=resumed, save_dvc_exp=False, dvcyaml=None, report=None) if rank == 0 else None
     if live is not None and resumed:
@@ -271,6 +276,10 @@ def train(cfg: RunConfig, shard_dir: Path, out_dir: Path, *, progress: bool = Fa
                 device=run.device).items()})
             record["gap"] = record["train_acc"] - record["val_acc"]
             record["probe_area_ratio"], cams = probe_gradcam(run.model, probe_x, probe_y)
+            if leak is not None:
+                record.update({f"leak_{k}": v for k, v in mask_leakage(
+                    run.model, run.method, val.images[leak], val.labels[leak], normalize,
+                    num_classes=len(manifest["classes"]), batch_size=lcfg.eval_batch_size, seed=cfg.seed).items()})
             run.probe_cams.append(cams)
             run.scheduler.step()
             run.epoch += 1
@@ -282,11 +291,13 @@ def train(cfg: RunConfig, shard_dir: Path, out_dir: Path, *, progress: bool = Fa
                 if run.epoch % cfg.train.checkpoint_every == 0 or run.epoch == cfg.train.epochs:
                     run.save(ckpt)
                     saved = run.epoch
-    final = {"epochs": run.epoch, "config_digest": cfg.digest(), **run.history[-1]}
+    final = {"epochs": run.epoch, "config_digest": cfg.digest(), **run.history[-1],
+             "warnings": leakage_warning(run.history)}
     if run.epoch == cfg.train.epochs and rank == 0:
         with atomic_path(out_dir / "live" / PROBE_FILE) as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, cams=torch.stack(run.probe_cams).float().numpy(),
-                                images=val.images[:PROBE_STRIP].numpy(), labels=val.labels[:PROBE_STRIP].numpy())
+                                images=val.images[probe[:PROBE_STRIP]].numpy(),
+                                labels=val.labels[probe[:PROBE_STRIP]].numpy())
         write_json(out_dir / "train.json", final)
     return final
 
