@@ -24,7 +24,7 @@ mkdir -p "$WORK/logs"
 
 write_params() {  # $1: model.init; configures only when the params changed (lanes run side by side)
   mkdir -p "$WORK/$1"
-  cat > "$WORK/$1/params.new.yaml" <<YAML
+  cat > "$WORK/$1/params.override.yaml" <<YAML
 data: {dataset: imagenette, root: $DATA, subset: 300, seed: 0}
 loader: {image_size: 64, batch_size: 64, eval_batch_size: 256,
          augment: {random_crop: false, flip: false}}
@@ -32,6 +32,7 @@ model: {width: 0.5, batch_norm: false, init: $1}
 train:
   architectures: [vgg16]
   methods: [vanilla, sgdrop, sgdrop_permuted, sgdrop_random, sgdrop_warmup, sgdrop_curriculum]
+  one_seed_methods: []
   seeds: [0]
   epochs: 8
   optimizer: adam
@@ -52,6 +53,10 @@ methods:
   sgdrop_warmup: {type: sgdrop, schedule: constant, warmup_epochs: 2}
   sgdrop_curriculum: {type: sgdrop, schedule: linear}
 YAML
+  # every other key from the shipped params.yaml (the one home of every setting)
+  python -c "import sys, yaml; from pipeline_lib.config import merged
+yaml.safe_dump(merged(yaml.safe_load(open('$REPO/params.yaml')), yaml.safe_load(open(sys.argv[1]))), open(sys.argv[2], 'w'))" \
+    "$WORK/$1/params.override.yaml" "$WORK/$1/params.new.yaml"
   if cmp -s "$WORK/$1/params.new.yaml" "$WORK/$1/params.yaml"; then rm "$WORK/$1/params.new.yaml"; return; fi
   mv "$WORK/$1/params.new.yaml" "$WORK/$1/params.yaml"
   (cd "$WORK/$1" && python -m stages.configure --out configs)
