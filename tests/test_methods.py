@@ -35,6 +35,8 @@ def test_method_trains_on_a_vgg_and_a_resnet(method, arch):
     loss, logits = train_step(run, x, y)
     assert torch.isfinite(loss) and logits.shape == (6, 4)
     assert any(not torch.equal(b, p) for b, p in zip(before, run.model.parameters()))
+    # the method records exactly the statistics it declares: the loop logs those and nothing else
+    assert set(run.method.last) == set(run.method.logs)
 
 
 @pytest.mark.parametrize("method", ALL)

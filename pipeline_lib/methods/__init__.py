@@ -31,6 +31,9 @@ class Method:
         pass
 
     shared_params: tuple[str, ...] = ()  # top-level params.yaml keys this method reads
+    # The per-step statistics the method records in `self.last` (numbers or device tensors, never
+    # read back to the host in the step); the loop logs each one's epoch mean, and nothing else.
+    logs: tuple[str, ...] = ()
     # Whether `features` masks the latent map by the label: such a method gets the per-epoch
     # label-leakage diagnostic (pipeline_lib.metrics.leakage), in training and at evaluation.
     label_mask: bool = False
@@ -43,9 +46,9 @@ class Method:
 
     def __init__(self, params: "Method.Params", *, model: nn.Module, num_classes: int,
                  image_size: int, epochs: int):
-        self.p = params
+        self.params = params
         self.epochs, self.num_classes = epochs, num_classes
-        self.last: dict[str, float] = {}  # per-step statistics, logged as epoch means
+        self.last: dict[str, float | torch.Tensor] = {}  # this step's values of `logs`
         self.extra_modules = nn.ModuleDict()  # trained with the model (SGQN's auxiliary head)
 
     def to(self, device: torch.device) -> "Method":

@@ -80,6 +80,7 @@ class CamDrop(Method):
 
     keep = 1.0
     label_mask = True
+    logs = ("dropped_fraction",)
 
     def __init__(self, params, *, model, **kw):
         super().__init__(params, model=model, **kw)
@@ -91,13 +92,13 @@ class CamDrop(Method):
             model.encoder[i].register_forward_hook(self._shallow_hook(model))
 
     def start_epoch(self, epoch):
-        t = 1.0 if self.p.schedule == "constant" or self.epochs <= 1 else epoch / (self.epochs - 1)
-        self.keep = 1 - t * (1 - self.p.keep_prob)
+        t = 1.0 if self.params.schedule == "constant" or self.epochs <= 1 else epoch / (self.epochs - 1)
+        self.keep = 1 - t * (1 - self.params.keep_prob)
 
     def _drop(self, z, alpha):
         with torch.no_grad():
-            _, mask = camdrop_masks(z.detach(), alpha, keep_prob=self.keep, block_size=self.p.block_size,
-                                    spatial_top=self.p.spatial_top, channel_fraction=self.p.channel_fraction)
+            _, mask = camdrop_masks(z.detach(), alpha, keep_prob=self.keep, block_size=self.params.block_size,
+                                    spatial_top=self.params.spatial_top, channel_fraction=self.params.channel_fraction)
         return z * mask.to(z.dtype), mask
 
     def _shallow_hook(self, model):
@@ -116,5 +117,5 @@ class CamDrop(Method):
         self.y = None
         weights = latent_gradient(model.head, z, y).mean(dim=(2, 3))
         out, mask = self._drop(z, weights)
-        self.last = {"dropped_fraction": float((mask == 0).float().mean())}
+        self.last = {"dropped_fraction": (mask == 0).float().mean()}
         return out

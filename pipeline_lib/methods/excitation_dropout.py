@@ -44,6 +44,8 @@ def retain_probability(s: torch.Tensor, base: float) -> torch.Tensor:
 
 @METHODS.register("excitation_dropout")
 class ExcitationDropout(Method):
+    logs = ("dropped_fraction",)
+
     class Params(Strict):
         base_retain: float = Field(0.5, gt=0, lt=1)
         max_scale: float | None = Field(None, ge=1)
@@ -51,10 +53,10 @@ class ExcitationDropout(Method):
     def penultimate(self, h, y, model):
         with torch.no_grad():
             keep_p = retain_probability(contrastive_mwp(h.detach().clamp_min(0), model.head.fc.weight, y),
-                                        self.p.base_retain).clamp(0, 1)
+                                        self.params.base_retain).clamp(0, 1)
             mask = torch.bernoulli(keep_p)
-        self.last = {"dropped_fraction": float(1 - mask.mean())}
+        self.last = {"dropped_fraction": 1 - mask.mean()}
         scale = 1 / keep_p.clamp_min(1e-12)
-        if self.p.max_scale is not None:
-            scale = scale.clamp_max(self.p.max_scale)
+        if self.params.max_scale is not None:
+            scale = scale.clamp_max(self.params.max_scale)
         return torch.where(mask > 0, h * scale, torch.zeros_like(h))

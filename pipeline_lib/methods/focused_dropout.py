@@ -38,6 +38,8 @@ def focused_mask(z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
 
 @METHODS.register("focused_dropout")
 class FocusedDropout(Method):
+    logs = ("dropped_fraction", "participating")
+
     class Params(Strict):
         participation: float = Field(0.1, ge=0, le=1)
         low: float = Field(0.3, ge=0, le=1)
@@ -54,13 +56,13 @@ class FocusedDropout(Method):
     participating = False
 
     def features(self, z, x, y, model):
-        self.participating = bool(torch.rand(()) < self.p.participation)
+        self.participating = bool(torch.rand(()) < self.params.participation)
         if not self.participating:
             self.last = {"dropped_fraction": 0.0, "participating": 0.0}
             return z
-        r = torch.empty(z.shape[0], device=z.device).uniform_(self.p.low, self.p.high)
+        r = torch.empty(z.shape[0], device=z.device).uniform_(self.params.low, self.params.high)
         keep = focused_mask(z.detach(), r)
-        self.last = {"dropped_fraction": float(1 - keep.float().mean()), "participating": 1.0}
+        self.last = {"dropped_fraction": 1 - keep.float().mean(), "participating": 1.0}
         return z * keep.to(z.dtype)
 
     @contextlib.contextmanager
@@ -70,7 +72,7 @@ class FocusedDropout(Method):
             return
         with torch.no_grad():
             for g in optimizer.param_groups:
-                base = g["weight_decay"] if self.p.weight_decay is None else self.p.weight_decay
-                shrink = 1 - g["lr"] * (self.p.weight_decay_factor - 1) * base
+                base = g["weight_decay"] if self.params.weight_decay is None else self.params.weight_decay
+                shrink = 1 - g["lr"] * (self.params.weight_decay_factor - 1) * base
                 if shrink != 1:
                     torch._foreach_mul_(list(g["params"]), shrink)

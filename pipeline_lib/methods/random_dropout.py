@@ -18,14 +18,15 @@ class _LatentDropout(Method):
     """Applies `drop(z, params)` to the latent map in training steps."""
 
     Params = _RateParams
+    logs = ("dropped_fraction",)
 
     @staticmethod
     def drop(z, params):
         raise NotImplementedError
 
     def features(self, z, x, y, model):
-        self.last = {"dropped_fraction": self.p.p}
-        return self.drop(z, self.p)
+        self.last = {"dropped_fraction": self.params.p}
+        return self.drop(z, self.params)
 
 
 @METHODS.register("dropout")

@@ -52,6 +52,8 @@ def block_mask(relevance: torch.Tensor, top_k: int, area=(0.02, 0.4), ratio=(0.3
 
 @METHODS.register("reldrop")
 class RelDrop(Method):
+    logs = ("dropped_fraction",)
+
     class Params(Strict):
         variant: Literal["pixel", "block"] = "pixel"
         alpha: float = Field(0.3, ge=0, le=1)
@@ -64,11 +66,11 @@ class RelDrop(Method):
     def input(self, x, y, model):
         from pipeline_lib.attribution.lrp import lrp_relevance  # zennit only where LRP is used
 
-        relevance = minmax(lrp_relevance(model, x, y, start=self.p.lrp_start, epsilon=self.p.lrp_epsilon).sum(1))
-        if self.p.variant == "pixel":
-            drop = pixel_mask(relevance, self.p.alpha, self.p.beta)
+        relevance = minmax(lrp_relevance(model, x, y, start=self.params.lrp_start, epsilon=self.params.lrp_epsilon).sum(1))
+        if self.params.variant == "pixel":
+            drop = pixel_mask(relevance, self.params.alpha, self.params.beta)
         else:
-            drop = block_mask(relevance, self.p.top_k)
-        drop &= (torch.rand(x.shape[0], device=x.device) < self.p.p)[:, None, None]
-        self.last = {"dropped_fraction": float(drop.float().mean())}
+            drop = block_mask(relevance, self.params.top_k)
+        drop &= (torch.rand(x.shape[0], device=x.device) < self.params.p)[:, None, None]
+        self.last = {"dropped_fraction": drop.float().mean()}
         return x.masked_fill(drop[:, None], 0.0)

@@ -49,6 +49,8 @@ def fill_from_range(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 @METHODS.register("saliency_training")
 class SaliencyTraining(Method):
+    logs = ("masked_fraction", "kl")
+
     class Params(Strict):
         mask_fraction: float = Field(0.1, gt=0, lt=1)
         kl_weight: float = Field(1.0, ge=0)
@@ -56,11 +58,11 @@ class SaliencyTraining(Method):
     def extra_loss(self, x, y, model, logits, z):
         with eval_mode(model):
             saliency = input_gradient(model, x, y).abs().sum(1)
-        mask = lowest_saliency_mask(saliency, self.p.mask_fraction)
+        mask = lowest_saliency_mask(saliency, self.params.mask_fraction)
         with frozen_norm_stats(model):
             masked_logits = model(fill_from_range(x.detach(), mask))
         # F.kl_div(input, target) is KL(target || input): here KL(p(x) || p(x_masked))
         kl = F.kl_div(F.log_softmax(masked_logits.float(), 1), F.log_softmax(logits.float(), 1), log_target=True,
                       reduction="batchmean")
-        self.last = {"masked_fraction": float(mask.float().mean()), "kl": kl.item()}
-        return self.p.kl_weight * kl
+        self.last = {"masked_fraction": mask.float().mean(), "kl": kl.detach()}
+        return self.params.kl_weight * kl

@@ -107,6 +107,7 @@ class SGDrop(Method):
         return {"rho_start", "rho_end"} if params.schedule == "constant" else {"rho"}
 
     label_mask = True
+    logs = ("rho", "dropped_fraction")
 
     def __init__(self, params, *, model, **kw):
         super().__init__(params, model=model, **kw)
@@ -124,7 +125,7 @@ class SGDrop(Method):
         return self
 
     def start_epoch(self, epoch: int) -> None:
-        p = self.p
+        p = self.params
         self.rho = rho_at(epoch, self.epochs, schedule=p.schedule, rho=p.rho, rho_start=p.rho_start,
                           rho_end=p.rho_end, warmup_epochs=p.warmup_epochs)
 
@@ -133,7 +134,7 @@ class SGDrop(Method):
 
     def mask_target(self, y, net, z_attr):
         """The label whose attribution chooses the mask (`mask_label`)."""
-        mode = self.p.mask_label
+        mode = self.params.mask_label
         if mode == "permuted":
             return self.permutation.to(y.device)[y]
         if mode == "random":
@@ -155,8 +156,8 @@ class SGDrop(Method):
             with torch.inference_mode():
                 z_attr = net.encoder(x)
         target = self.mask_target(y, net, z_attr)
-        mask = top_k_mask(grad_x_act(net.head, z_attr, target, closed_form=self.p.closed_form), k)
-        self.last["dropped_fraction"] = 1 - mask.float().mean().item()
+        mask = top_k_mask(grad_x_act(net.head, z_attr, target, closed_form=self.params.closed_form), k)
+        self.last["dropped_fraction"] = 1 - mask.float().mean()
         return z * mask.to(z.dtype)
 
     def after_step(self, model) -> None:

@@ -36,6 +36,8 @@ def top_quantile_mask(attribution: torch.Tensor, quantile: float) -> torch.Tenso
 
 @METHODS.register("sgqn")
 class SGQN(Method):
+    logs = ("consistency", "aux_bce")
+
     class Params(Strict):
         quantile: float = Field(0.95, gt=0, lt=1)
         consistency_weight: float = Field(0.5, ge=0)
@@ -48,12 +50,12 @@ class SGQN(Method):
 
     def extra_loss(self, x, y, model, logits, z):
         with frozen_norm_stats(model):
-            mask = top_quantile_mask(input_gradient(model, x, y).abs().sum(1), self.p.quantile)
+            mask = top_quantile_mask(input_gradient(model, x, y).abs().sum(1), self.params.quantile)
             salient_logits = model(x.detach() * mask[:, None])
         consistency = F.kl_div(F.log_softmax(salient_logits, 1), F.log_softmax(logits.detach(), 1),
                                log_target=True, reduction="batchmean")
         predicted = F.interpolate(self.extra_modules["aux_head"](z), size=x.shape[-2:], mode="bilinear",
                                   align_corners=False)[:, 0]
         aux = F.binary_cross_entropy_with_logits(predicted.float(), mask.float())
-        self.last = {"consistency": consistency.item(), "aux_bce": aux.item()}
-        return self.p.consistency_weight * consistency + self.p.aux_weight * aux
+        self.last = {"consistency": consistency.detach(), "aux_bce": aux.detach()}
+        return self.params.consistency_weight * consistency + self.params.aux_weight * aux

@@ -338,21 +338,17 @@ def train_epoch(run: Run, loader, normalize, progress: bool, rank: int = 0, worl
         loss_sum += loss
         correct += (logits.argmax(1) == y).sum()
         steps, seen = steps + 1, seen + len(y)
-        for k, v in run.method.last.items():
-            stats.setdefault(k, []).append(v)
+        for k in run.method.logs:  # sums on the device: read once, at the end of the epoch
+            stats[k] = stats.get(k, 0.0) + run.method.last[k]
     if cuda:
         torch.cuda.synchronize()  # the epoch's one sync: every sum and event below is final
     step_ms = [s.elapsed_time(e) if cuda else 1000 * (e - s) for s, e in timings]
-    stats = {k: torch.as_tensor(v, dtype=torch.float64) if not torch.is_tensor(v[0]) else torch.stack(v).double()
-             for k, v in stats.items()}
     return {
         "epoch": run.epoch + 1, "train_loss": loss_sum.item() / steps, "train_acc": correct.item() / seen,
         "lr": run.optimizer.param_groups[0]["lr"], "step_ms": statistics.median(step_ms),
         # loader included: against step_ms, says whether data loading keeps up with the GPU
         "train_images_per_s": seen / (time.perf_counter() - epoch_start),
-        "rho": float(stats.pop("rho", torch.zeros(1)).mean()),
-        "dropped_fraction": float(stats.pop("dropped_fraction", torch.zeros(1)).mean()),
-        **{k: float(v.mean()) for k, v in stats.items() if torch.isfinite(v).all()},
+        **{k: float(v) / steps for k, v in stats.items()},
     }
 
 
