@@ -255,8 +255,9 @@ def test_focused_dropout_acts_and_magnifies_weight_decay_only_on_participating_b
     with the method's own base decay when the optimizer has none."""
     torch.manual_seed(0)
     model = ARCHITECTURES.get("tinyvgg")(num_classes=2, image_size=32, width=0.25)
-    fd = FocusedDropout(FocusedDropout.Params(participation=0.3, weight_decay_factor=10.0, weight_decay=own),
-                        model=model, num_classes=2, image_size=32, epochs=1)
+    spec = tiny_params(methods={"focused_dropout": {"participation": 0.3, "weight_decay_factor": 10.0,
+                                                    "weight_decay": own}}).method_spec("focused_dropout")
+    fd = FocusedDropout(FocusedDropout.Params(**spec.params), model=model, num_classes=2, image_size=32, epochs=1)
     cls = torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam
     opt = cls(model.parameters(), lr=0.1, weight_decay=0.01 if own is None else 0.0)
     z = torch.rand(4, 8, 4, 4)

@@ -145,6 +145,10 @@ def test_params_yaml_is_the_only_home_of_defaults():
         parse_params(raw)
     msg = str(err.value)
     assert "'train.lr': missing" in msg and "'evaluate.occlusion_patch': missing" in msg
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    del raw["methods"]["dropblock"]["block_size"]  # a method's params too
+    with pytest.raises(ParamsError, match="'methods.dropblock.block_size': missing"):
+        parse_params(raw)
 
 
 def test_a_method_variant_starts_from_its_base_entry():

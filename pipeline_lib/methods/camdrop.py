@@ -71,12 +71,12 @@ def camdrop_masks(z, weights, *, keep_prob: float, block_size: int, spatial_top:
 @METHODS.register("camdrop")
 class CamDrop(Method):
     class Params(Strict):
-        keep_prob: float = Field(0.9, gt=0, le=1)
-        block_size: int = Field(3, ge=1)
-        spatial_top: float = Field(0.25, gt=0, le=1)
-        channel_fraction: float = Field(0.125, gt=0, le=1)
-        schedule: Literal["constant", "linear"] = "constant"
-        shallow_layers: list[int] = []
+        keep_prob: float = Field(gt=0, le=1)
+        block_size: int = Field(ge=1)
+        spatial_top: float = Field(gt=0, le=1)
+        channel_fraction: float = Field(gt=0, le=1)
+        schedule: Literal["constant", "linear"]
+        shallow_layers: list[int]
 
     keep = 1.0
     label_mask = True

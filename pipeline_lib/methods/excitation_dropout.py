@@ -47,8 +47,8 @@ class ExcitationDropout(Method):
     logs = ("dropped_fraction",)
 
     class Params(Strict):
-        base_retain: float = Field(0.5, gt=0, lt=1)
-        max_scale: float | None = Field(None, ge=1)
+        base_retain: float = Field(gt=0, lt=1)
+        max_scale: float | None = Field(ge=1)
 
     def penultimate(self, h, y, model):
         with torch.no_grad():

@@ -41,11 +41,11 @@ class FocusedDropout(Method):
     logs = ("dropped_fraction", "participating")
 
     class Params(Strict):
-        participation: float = Field(0.1, ge=0, le=1)
-        low: float = Field(0.3, ge=0, le=1)
-        high: float = Field(0.6, ge=0, le=1)
-        weight_decay_factor: float = Field(10.0, ge=1)
-        weight_decay: float | None = Field(None, ge=0)  # MWD's base decay; null: the optimizer's
+        participation: float = Field(ge=0, le=1)
+        low: float = Field(ge=0, le=1)
+        high: float = Field(ge=0, le=1)
+        weight_decay_factor: float = Field(ge=1)
+        weight_decay: float | None = Field(ge=0)  # MWD's base decay; null: the optimizer's
 
         @model_validator(mode="after")
         def _ordered(self):

@@ -11,7 +11,7 @@ from pipeline_lib.methods import METHODS, Method
 
 
 class _RateParams(Strict):
-    p: float = Field(0.5, ge=0, lt=1)
+    p: float = Field(ge=0, lt=1)
 
 
 class _LatentDropout(Method):
@@ -42,7 +42,7 @@ class SpatialDropout(_LatentDropout):
 @METHODS.register("dropblock")
 class DropBlock(_LatentDropout):
     class Params(Strict):
-        p: float = Field(0.1, ge=0, lt=1)
-        block_size: int = Field(3, ge=1)
+        p: float = Field(ge=0, lt=1)
+        block_size: int = Field(ge=1)
 
     drop = staticmethod(lambda z, p: drop_block2d(z, p.p, min(p.block_size, z.shape[-1]), training=True))

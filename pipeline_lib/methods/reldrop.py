@@ -55,13 +55,13 @@ class RelDrop(Method):
     logs = ("dropped_fraction",)
 
     class Params(Strict):
-        variant: Literal["pixel", "block"] = "pixel"
-        alpha: float = Field(0.3, ge=0, le=1)
-        beta: float = Field(0.5, ge=0, le=1)
-        p: float = Field(0.5, ge=0, le=1)
-        top_k: int = Field(10, ge=1)
-        lrp_start: Literal["logit", "one_hot"] = "logit"
-        lrp_epsilon: float = Field(1e-3, gt=0)
+        variant: Literal["pixel", "block"]
+        alpha: float = Field(ge=0, le=1)
+        beta: float = Field(ge=0, le=1)
+        p: float = Field(ge=0, le=1)
+        top_k: int = Field(ge=1)
+        lrp_start: Literal["logit", "one_hot"]
+        lrp_epsilon: float = Field(gt=0)
 
     def input(self, x, y, model):
         from pipeline_lib.attribution.lrp import lrp_relevance  # zennit only where LRP is used

@@ -52,8 +52,8 @@ class SaliencyTraining(Method):
     logs = ("masked_fraction", "kl")
 
     class Params(Strict):
-        mask_fraction: float = Field(0.1, gt=0, lt=1)
-        kl_weight: float = Field(1.0, ge=0)
+        mask_fraction: float = Field(gt=0, lt=1)
+        kl_weight: float = Field(ge=0)
 
     def extra_loss(self, x, y, model, logits, z):
         with eval_mode(model):

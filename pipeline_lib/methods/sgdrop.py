@@ -85,15 +85,16 @@ def derangement(num_classes: int, seed: int = 0) -> torch.Tensor:
 @METHODS.register("sgdrop")
 class SGDrop(Method):
     class Params(Strict):
-        rho: float = Field(0.01, ge=0, lt=1)
-        rho_start: float = Field(0.0, ge=0, lt=1)
-        rho_end: float = Field(0.05, ge=0, lt=1)
-        schedule: Literal["constant", "linear"] = "constant"
-        warmup_epochs: int = Field(0, ge=0)
-        ema: bool = True
-        ema_decay: float = Field(0.99, gt=0, lt=1)
-        closed_form: bool = True
-        mask_label: Literal["true", "permuted", "random", "predicted"] = "true"
+        # the top-level rates (`shared_params`); a run's config leaves out those its schedule ignores
+        rho: float | None = Field(None, ge=0, lt=1)
+        rho_start: float | None = Field(None, ge=0, lt=1)
+        rho_end: float | None = Field(None, ge=0, lt=1)
+        schedule: Literal["constant", "linear"]
+        warmup_epochs: int = Field(ge=0)
+        ema: bool
+        ema_decay: float = Field(gt=0, lt=1)
+        closed_form: bool
+        mask_label: Literal["true", "permuted", "random", "predicted"]
 
         @field_validator("mask_label", mode="before")
         @classmethod

@@ -39,9 +39,9 @@ class SGQN(Method):
     logs = ("consistency", "aux_bce")
 
     class Params(Strict):
-        quantile: float = Field(0.95, gt=0, lt=1)
-        consistency_weight: float = Field(0.5, ge=0)
-        aux_weight: float = Field(0.5, ge=0)
+        quantile: float = Field(gt=0, lt=1)
+        consistency_weight: float = Field(ge=0)
+        aux_weight: float = Field(ge=0)
 
     def __init__(self, params, *, model, image_size, **kw):
         super().__init__(params, model=model, image_size=image_size, **kw)
