@@ -36,15 +36,18 @@ class Cell:
     arch: str
     method: str
     seed: int
+    one_seed: bool  # a method of train.one_seed_methods: its stages are the `<stage>_one_seed` matrix
 
     @property
     def stages(self) -> list[str]:
         # DVC names a matrix stage by its values joined with "-", in dvc.yaml's key order.
-        return [f"{stage}@{self.arch}-{self.method}-{self.seed}" for stage in CELL_STAGES]
+        suffix = "_one_seed" if self.one_seed else ""
+        return [f"{stage}{suffix}@{self.arch}-{self.method}-{self.seed}" for stage in CELL_STAGES]
 
 
 def cells(params: Params) -> list[Cell]:
-    return [Cell(c.arch, c.method.name, c.seed) for c in run_configs(params)]
+    one_seed = set(params.train.one_seed_methods)
+    return [Cell(c.arch, c.method.name, c.seed, c.method.name in one_seed) for c in run_configs(params)]
 
 
 def dvc(*args: str, cwd: Path) -> str:
