@@ -21,6 +21,8 @@ from zennit.rules import Epsilon, Flat
 from zennit.torchvision import ResNetCanonizer, VGGCanonizer
 from zennit.types import Convolution, Linear
 
+from pipeline_lib.models import eval_mode
+
 EPSILON = 1e-3
 
 
@@ -46,12 +48,7 @@ def lrp_relevance(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, st
     """(B, C, H, W) relevance of the input for the target class, summing to about its logit
     (about 1 with `start: one_hot`). The model is attributed in evaluation mode (batch norm
     merged with its running statistics), in fp32, and left in the mode it was in."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.enable_grad(), torch.autocast(x.device.type, enabled=False), \
-                Gradient(model, lrp_composite(model, epsilon)) as attributor:
-            _, relevance = attributor(x.detach().float().requires_grad_(True), initial_relevance(target, start))
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.enable_grad(), torch.autocast(x.device.type, enabled=False), \
+            Gradient(model, lrp_composite(model, epsilon)) as attributor:
+        _, relevance = attributor(x.detach().float().requires_grad_(True), initial_relevance(target, start))
     return relevance

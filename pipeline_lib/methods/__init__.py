@@ -105,17 +105,6 @@ def frozen_norm_stats(model: nn.Module) -> Iterator[None]:
                 setattr(m, n, t)
 
 
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """The model in evaluation mode (batch norm on running statistics, dropout off), then back."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
-
-
 METHODS: Registry[type[Method]] = Registry("method")
 METHODS.register("vanilla")(Method)
 

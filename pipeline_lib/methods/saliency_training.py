@@ -27,7 +27,8 @@ from pydantic import Field
 
 from pipeline_lib.attribution.latent import input_gradient
 from pipeline_lib.strict import Strict
-from pipeline_lib.methods import METHODS, Method, eval_mode, frozen_norm_stats
+from pipeline_lib.methods import METHODS, Method, frozen_norm_stats
+from pipeline_lib.models import eval_mode
 
 
 def lowest_saliency_mask(saliency: torch.Tensor, fraction: float) -> torch.Tensor:

@@ -26,6 +26,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pipeline_lib.models import eval_mode
+
 ACTIVATIONS = (nn.ReLU, nn.GELU)
 
 
@@ -72,19 +74,17 @@ def neuron_coverage(model, batches, threshold: float = 0.0, scaled_threshold: fl
         calls[0] += 1
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, ACTIVATIONS)]
-    was_training = model.training
-    model.eval()
     try:
-        for x in batches:
-            calls[0] = 0
-            z = model.encoder(x)
-            in_encoder[0] = calls[0]
-            encoder_output.add(0, z)
-            model.head(z)
+        with eval_mode(model):
+            for x in batches:
+                calls[0] = 0
+                z = model.encoder(x)
+                in_encoder[0] = calls[0]
+                encoder_output.add(0, z)
+                model.head(z)
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
     if in_encoder[0] == 0:
         raise ValueError("the encoder has no activation module (ReLU, GELU): no last conv layer to cover")
     last = slice(in_encoder[0] - 1, in_encoder[0])

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import torch
 
+from pipeline_lib.models import eval_mode
+
 # Accuracy points by which the mask may help before we say the head reads it: masks seen in
 # training can make masked inputs slightly easier, and 256 images give about +-3 points of noise.
 LEAK_MARGIN = 0.1
@@ -40,19 +42,17 @@ def mask_leakage(model, method, images: torch.Tensor, labels: torch.Tensor, norm
 def _leakage(model, method, images, labels, normalize, num_classes, batch_size, seed, device) -> dict[str, float]:
     gen = torch.Generator().manual_seed(seed)
     wrong = (labels + torch.randint(1, num_classes, labels.shape, generator=gen)) % num_classes
-    was_training = model.training
-    model.eval()
     hits = {"unmasked": 0, "masked_true": 0, "follows_wrong": 0, "wrong_chance": 0}
-    for i in range(0, len(images), batch_size):
-        x = normalize(images[i : i + batch_size].to(device))
-        y, w = labels[i : i + batch_size].to(device), wrong[i : i + batch_size].to(device)
-        z = model.encoder(x)
-        pred = model.head(z).argmax(1)
-        hits["unmasked"] += (pred == y).sum().item()
-        hits["wrong_chance"] += (pred == w).sum().item()
-        hits["masked_true"] += (model.head(method.features(z, x, y, model)).argmax(1) == y).sum().item()
-        hits["follows_wrong"] += (model.head(method.features(z, x, w, model)).argmax(1) == w).sum().item()
-    model.train(was_training)
+    with eval_mode(model):
+        for i in range(0, len(images), batch_size):
+            x = normalize(images[i : i + batch_size].to(device))
+            y, w = labels[i : i + batch_size].to(device), wrong[i : i + batch_size].to(device)
+            z = model.encoder(x)
+            pred = model.head(z).argmax(1)
+            hits["unmasked"] += (pred == y).sum().item()
+            hits["wrong_chance"] += (pred == w).sum().item()
+            hits["masked_true"] += (model.head(method.features(z, x, y, model)).argmax(1) == y).sum().item()
+            hits["follows_wrong"] += (model.head(method.features(z, x, w, model)).argmax(1) == w).sum().item()
     result = {k: v / len(images) for k, v in hits.items()}
     result["follows_wrong_excess"] = result["follows_wrong"] - result["wrong_chance"]
     return result

@@ -7,8 +7,9 @@ a global-average-pooling + Linear head (`gap_linear`) from any other.
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -62,16 +63,23 @@ def build_model(arch: str, num_classes: int, image_size: int, params) -> SplitMo
     return model
 
 
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """The model in evaluation mode (batch norm on running statistics, dropout off), then back in
+    the mode it was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
 def latent_shape(encoder: nn.Module, image_size: int) -> torch.Size:
     """(C, H, W) of the encoder's output, probed in evaluation mode (batch norm needs it at 1 x 1)."""
-    was_training = encoder.training
-    encoder.eval()
-    try:
-        with torch.no_grad():
-            device = next(encoder.parameters()).device
-            return encoder(torch.zeros(1, 3, image_size, image_size, device=device))[0].shape
-    finally:
-        encoder.train(was_training)
+    with eval_mode(encoder), torch.no_grad():
+        device = next(encoder.parameters()).device
+        return encoder(torch.zeros(1, 3, image_size, image_size, device=device))[0].shape
 
 
 def flat_size(encoder: nn.Module, image_size: int) -> int:

@@ -49,7 +49,7 @@ from pipeline_lib.methods import Method, build_method
 from pipeline_lib.metrics.accuracy import evaluate
 from pipeline_lib.metrics.leakage import leakage_warning, mask_leakage
 from pipeline_lib.metrics.localization import area_ratio
-from pipeline_lib.models import SplitModel, build_model
+from pipeline_lib.models import SplitModel, build_model, eval_mode
 from pipeline_lib.training.step import MethodStep, train_step
 
 CHECKPOINT = "checkpoint.pt"
@@ -211,10 +211,8 @@ PROBE_STRIP = 4  # probe images whose Grad-CAM is kept every epoch, for the Figu
 def probe_gradcam(model, x, y) -> tuple[float, torch.Tensor]:
     """Mean Grad-CAM area ratio of the probe batch (the narrowing of attention over epochs),
     and the first probe images' maps at the latent resolution."""
-    was_training = model.training
-    model.eval()
-    cams = gradcam(model.head, model.encoder(x), y)
-    model.train(was_training)
+    with eval_mode(model):
+        cams = gradcam(model.head, model.encoder(x), y)
     return float(area_ratio(upsample(cams, x.shape[-1])).mean()), cams[:PROBE_STRIP].half().cpu()
 
 
