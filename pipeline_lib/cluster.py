@@ -1,6 +1,6 @@
 """The study fanned out over a cluster: one job per matrix cell, gathered into one DVC workspace.
 
-A cell is one (architecture, method, seed) run: its `train`, then `attribute`, `evaluate` and
+A cell is one (setup, method, seed) run: its `train`, then `attribute`, `evaluate` and
 `transfer` stages. Each job runs `dvc repro` of its cell's stages in a scratch copy of the
 workspace whose DVC cache is the workspace's own (on shared storage, so every node sees it); the
 outputs land in that cache, content-addressed, so concurrent jobs never collide. The job returns
@@ -28,12 +28,12 @@ from pipeline_lib.config import Params, run_configs
 from pipeline_lib.io import atomic_path
 
 CELL_STAGES = ("train", "attribute", "evaluate", "transfer")
-SHARED_STAGES = ("shard", "configure")  # run once in the workspace, before the jobs
+SHARED_STAGES = ("configure", "shard")  # run once in the workspace, before the jobs
 
 
 @dataclass(frozen=True)
 class Cell:
-    arch: str
+    setup: str
     method: str
     seed: int
     one_seed: bool  # a method of train.one_seed_methods: its stages are the `<stage>_one_seed` matrix
@@ -42,12 +42,12 @@ class Cell:
     def stages(self) -> list[str]:
         # DVC names a matrix stage by its values joined with "-", in dvc.yaml's key order.
         suffix = "_one_seed" if self.one_seed else ""
-        return [f"{stage}{suffix}@{self.arch}-{self.method}-{self.seed}" for stage in CELL_STAGES]
+        return [f"{stage}{suffix}@{self.setup}-{self.method}-{self.seed}" for stage in CELL_STAGES]
 
 
 def cells(params: Params) -> list[Cell]:
     one_seed = set(params.train.one_seed_methods)
-    return [Cell(c.arch, c.method.name, c.seed, c.method.name in one_seed) for c in run_configs(params)]
+    return [Cell(c.setup, c.method.name, c.seed, c.method.name in one_seed) for c in run_configs(params)]
 
 
 def dvc(*args: str, cwd: Path) -> str:

@@ -12,10 +12,12 @@ method's parameters, so that a change to one method's params changes only that m
 from __future__ import annotations
 
 import difflib
+import re
 import hashlib
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import torch
@@ -89,6 +91,7 @@ class LoaderParams(Strict):
 
 
 class ModelParams(Strict):
+    architecture: str
     width: float = Field(gt=0)
     batch_norm: bool
     weights: str | None
@@ -96,9 +99,13 @@ class ModelParams(Strict):
     # layer's `reset_parameters`, PyTorch's default, which the collapsed VGG16 run of issue 13 used
     init: Literal["torchvision", "pytorch"]
 
+    @field_validator("architecture")
+    @classmethod
+    def _known_architecture(cls, name: str) -> str:
+        return ARCHITECTURES.check(name)
+
 
 class TrainParams(Strict):
-    architectures: list[str]
     methods: list[str]  # trained with every seed
     seeds: list[int]
     one_seed_methods: list[str]  # trained with the first seed only
@@ -118,12 +125,7 @@ class TrainParams(Strict):
     # Saving is seconds for a VGG16 with Adam and EMA state (about 2 GB); the last epoch is always saved.
     checkpoint_every: int = Field(ge=1)
 
-    @field_validator("architectures")
-    @classmethod
-    def _known_architectures(cls, names: list[str]) -> list[str]:
-        return [ARCHITECTURES.check(n) for n in names]
-
-    @field_validator("architectures", "methods", "seeds")
+    @field_validator("methods", "seeds")
     @classmethod
     def _non_empty(cls, values: list) -> list:
         if not values:
@@ -138,11 +140,6 @@ class TrainParams(Strict):
             raise ValueError(f"{', '.join(sorted(both))} also in train.methods: list each method in one of the two")
         return names
 
-    def cells(self) -> list[tuple[str, str, int]]:
-        """(arch, method, seed) of every run, in dvc.yaml's order: the `train` matrix
-        (architectures x methods x seeds), then `train_one_seed` (x one_seed_methods x the first seed)."""
-        return ([(a, m, s) for a in self.architectures for m in self.methods for s in self.seeds]
-                + [(a, m, self.seeds[0]) for a in self.architectures for m in self.one_seed_methods])
 
 
 class AttributeParams(Strict):
@@ -213,26 +210,49 @@ class Params(Strict):
     rho: float = Field(ge=0, lt=1)
     rho_start: float = Field(ge=0, lt=1)
     rho_end: float = Field(ge=0, lt=1)
-    # rho for the runs of one architecture (the SGDrop paper's Table 12: 0.1 for ConvNeXt on
-    # Imagenette and Imagewoof); a method's own `rho` still wins
-    rho_by_architecture: dict[str, float]
     methods: dict[str, dict[str, Any]]
     attribute: AttributeParams
     evaluate: EvaluateParams
     transfer: TransferParams
     bench: BenchParams
+    # Each setup is one dataset with one architecture: its name, and the keys of this file that
+    # differ for it (the SGDrop paper's Table 12: rho 0.1 for ConvNeXt on Imagenette). dvc.yaml
+    # crosses the setups with train.methods and train.seeds.
+    setups: dict[str, dict[str, Any]]
 
-    @field_validator("rho_by_architecture")
+    @field_validator("setups")
     @classmethod
-    def _rho_per_architecture(cls, values: dict[str, float]) -> dict[str, float]:
-        for arch, rho in values.items():
-            ARCHITECTURES.check(arch)
-            if not 0 <= rho < 1:
-                raise ValueError(f"rho for {arch} must be in [0, 1), got {rho}")
-        return values
+    def _setup_names(cls, setups: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        if not setups:
+            raise ValueError("must name at least one setup (e.g. `my-setup: {}` runs this file's settings)")
+        for name, keys in setups.items():
+            if not SETUP_NAME.fullmatch(str(name)):
+                raise ValueError(f"setup name {name!r} must be letters, digits, '_', '.' or '-' (it names "
+                                 "folders and DVC stages)")
+            shared = [f"{section}.{key}" for section, keys_ in MATRIX_KEYS.items() for key in keys_
+                      if key in (keys.get(section) or {})] + [k for k in ("setups", "bench") if k in keys]
+            if shared:
+                raise ValueError(f"setup {name!r} sets {', '.join(shared)}, which every setup shares "
+                                 "(the dvc.yaml matrix): set it at the top level")
+        return setups
 
-    def method_spec(self, name: str, arch: str | None = None) -> "MethodSpec":
-        """The resolved method of a run name (for runs of `arch`): its registered type and validated params."""
+    def setup(self, name: str) -> "Params":
+        """The params of one setup: this file with the setup's keys applied (`setups` names it alone)."""
+        raw = merged(self.model_dump(exclude={"setups"}), self.setups[name])
+        try:
+            return Params(**raw, setups={name: {}})
+        except ValidationError as err:
+            raise ParamsError(_in_setup(_format(err, Params), name)) from None
+
+    def cells(self) -> list[tuple[str, str, int]]:
+        """(setup, method, seed) of every run, in dvc.yaml's order: the `train` matrix
+        (setups x methods x seeds), then `train_one_seed` (x one_seed_methods x the first seed)."""
+        t = self.train
+        return ([(s, m, seed) for s in self.setups for m in t.methods for seed in t.seeds]
+                + [(s, m, t.seeds[0]) for s in self.setups for m in t.one_seed_methods])
+
+    def method_spec(self, name: str) -> "MethodSpec":
+        """The resolved method of a run name: its registered type and validated params."""
         entry = dict(self.methods.get(name, {}))
         kind = entry.pop("type", name)
         if kind != name:  # a variant: its base method's entry, then what the variant changes
@@ -243,13 +263,20 @@ class Params(Strict):
             raise ParamsError(f"params.yaml methods.{name}: {err} (set `type:` to one of them)") from None
         cls = METHODS.get(kind)
         inherited = {key: getattr(self, key) for key in cls.shared_params if key not in entry}
-        if "rho" in inherited and arch in self.rho_by_architecture:
-            inherited["rho"] = self.rho_by_architecture[arch]
         try:
             params = cls.Params(**inherited, **entry)
         except ValidationError as err:
             raise ParamsError(_format(err, cls.Params, prefix=f"methods.{name}.")) from None
         return MethodSpec(name=name, type=kind, params=params.model_dump(exclude=cls.unused_params(params)))
+
+
+SETUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# The dvc.yaml matrix: the same for every setup
+MATRIX_KEYS = {"train": ("methods", "seeds", "one_seed_methods")}
+
+
+def _in_setup(message: str, name: str) -> str:
+    return message.replace("params.yaml key '", f"params.yaml, setup {name!r}, key '")
 
 
 class MethodSpec(Strict):
@@ -265,7 +292,7 @@ EXECUTION_ONLY = {"checkpoint_every", "device"}
 class RunConfig(Strict):
     """Everything one training run depends on; its hash identifies the run's params."""
 
-    arch: str
+    setup: str
     method: MethodSpec
     seed: int
     data: DataParams
@@ -284,12 +311,16 @@ class RunConfig(Strict):
         return hashlib.sha256(json.dumps(dump, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
+    def arch(self) -> str:
+        return self.model.architecture
+
+    @property
     def run_dir(self) -> Path:
-        return run_dir(self.data.dataset, self.arch, self.method.name, self.seed)
+        return run_dir(self.setup, self.method.name, self.seed)
 
 
-def run_dir(dataset: str, arch: str, method: str, seed: int) -> Path:
-    return Path("runs") / dataset / arch / method / f"seed{seed}"
+def run_dir(setup: str, method: str, seed: int) -> Path:
+    return Path("runs") / setup / method / f"seed{seed}"
 
 
 def _format(err: ValidationError, model: type[BaseModel], prefix: str = "") -> str:
@@ -329,11 +360,19 @@ def parse_params(raw: dict[str, Any] | None) -> Params:
         params = Params(**raw)
     except ValidationError as err:
         raise ParamsError(_format(err, Params)) from None
-    for name in dict.fromkeys([*params.train.methods, *params.train.one_seed_methods, *params.methods,
-                               *(params.bench.methods or [])]):
+    names = list(dict.fromkeys([*params.train.methods, *params.train.one_seed_methods, *params.methods]))
+    for name in dict.fromkeys([*names, *(params.bench.methods or [])]):
         params.method_spec(name)
-    for check in (_check_device, _check_files, _check_sizes, _check_optimizer, _check_split):
-        check(params)
+    _probe(params.bench.architecture, params.bench.image_size, params.model, "bench.architecture")
+    for setup in params.setups:  # each setup is a whole study of its own: every check applies to it
+        resolved = params.setup(setup)
+        try:
+            for name in names:
+                resolved.method_spec(name)
+            for check in (_check_device, _check_files, _check_sizes, _check_optimizer, _check_split):
+                check(resolved)
+        except ParamsError as err:
+            raise ParamsError(_in_setup(str(err), setup) if len(params.setups) > 1 else str(err)) from None
     return params
 
 
@@ -368,9 +407,7 @@ def _check_sizes(params: Params) -> None:
     """Architectures that cannot take the image size or width, patches that do not tile the
     image, batches larger than the training set: each would fail only once training has run."""
     size = params.loader.image_size
-    for arch in params.train.architectures:
-        _probe(arch, size, params.model, "train.architectures")
-    _probe(params.bench.architecture, params.bench.image_size, params.model, "bench.architecture")
+    _probe(params.model.architecture, size, params.model, "model.architecture")
     patch = params.evaluate.occlusion_patch
     if size % patch:
         divisors = [d for d in range(2, size // 2 + 1) if size % d == 0]
@@ -440,18 +477,53 @@ def load_params(path: str | os.PathLike = PARAMS_FILE) -> Params:
 
 
 def run_configs(params: Params) -> list[RunConfig]:
-    """The training matrix (`TrainParams.cells`), in dvc.yaml's order.
+    """The training matrix (`Params.cells`), in dvc.yaml's order.
 
-    Each run's `train` names only its own cell of the matrix, so that adding a method, an
-    architecture or a seed, or moving a method between the two method lists, leaves the other
-    runs' configs, and their DVC stages, unchanged.
+    Each run's `train` names only its own cell of the matrix, so that adding a method, a setup
+    or a seed, or moving a method between the two method lists, leaves the other runs' configs,
+    and their DVC stages, unchanged.
     """
+    setups = {name: params.setup(name) for name in params.setups}
     return [
         RunConfig(
-            arch=arch, method=params.method_spec(method, arch), seed=seed, data=params.data,
-            loader=params.loader, model=params.model,
-            train=params.train.model_copy(update={"architectures": [arch], "methods": [method], "seeds": [seed],
-                                                  "one_seed_methods": []}),
+            setup=setup, method=setups[setup].method_spec(method), seed=seed, data=setups[setup].data,
+            loader=setups[setup].loader, model=setups[setup].model,
+            train=setups[setup].train.model_copy(update={"methods": [method], "seeds": [seed], "one_seed_methods": []}),
         )
-        for arch, method, seed in params.train.cells()
+        for setup, method, seed in params.cells()
     ]
+
+
+# What each per-setup stage reads, written by `configure` to configs/<setup>/<file>.json: the
+# params.yaml sections of each, resolved for the setup. A stage depends on its file alone, so a
+# change to one setup, or to a section a stage does not read, reruns nothing else.
+SETUP_STAGE_FILES = {
+    "shard_main": {"data": "data", "shard": "shard"},
+    "shard_transfer": {"data": "transfer.data", "shard": "shard"},
+    "attribute": {"attribute": "attribute"},
+    "evaluate": {"evaluate": "evaluate", "attribute": "attribute"},
+    "transfer": {"transfer": "transfer"},
+}
+
+
+def setup_stage_params(params: Params) -> dict[str, dict[str, dict]]:
+    """{setup: {file stem: {section: values}}} of every setup (`SETUP_STAGE_FILES`)."""
+    out = {}
+    for name in params.setups:
+        dump = params.setup(name).model_dump()
+        out[name] = {stem: {key: _at(dump, where) for key, where in sections.items()}
+                     for stem, sections in SETUP_STAGE_FILES.items()}
+    return out
+
+
+def _at(tree: dict, dotted: str):
+    for part in dotted.split("."):
+        tree = tree[part]
+    return tree
+
+
+def read_stage_params(path: str | os.PathLike) -> SimpleNamespace:
+    """A stage's params file (`setup_stage_params`), each section validated by its schema."""
+    raw = json.loads(Path(path).read_text())
+    return SimpleNamespace(**{key: Params.model_fields[key].annotation.model_validate(value)
+                              for key, value in raw.items()})

@@ -1,7 +1,7 @@
 """Validate params.yaml and run nothing: `python -m stages.check`.
 
 `make repro` runs it before `dvc repro`, since DVC reads params.yaml first and a misspelt
-section (`trian:`) would otherwise get DVC's "Could not find 'train.architectures'".
+section (`trian:`) would otherwise get DVC's "Could not find 'train.methods'".
 """
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from stages.common import params_or_exit
 @click.option("--params", "path", default="params.yaml", show_default=True)
 def main(path: str) -> None:
     params = params_or_exit(path)
-    t = params.train
-    click.echo(f"{path} is valid: {len(t.architectures) * len(t.methods) * len(t.seeds)} training runs")
+    click.echo(f"{path} is valid: {len(params.cells())} training runs in {len(params.setups)} setup(s)")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
-"""Validate params.yaml and write one resolved config per training run.
+"""Validate params.yaml and write what every per-setup stage reads:
+configs/<setup>/<method>/seed<k>.json for each training run, and configs/<setup>/<stage>.json
+for the shard, attribute, evaluate and transfer stages of each setup.
 
-Each `train@...` stage depends on its own config file only, so a change to one method's params
-(or to `rho`, which only SGDrop reads) reruns just the runs whose config changed.
+Each of those stages depends on its own file only, so a change to one method's params (or to
+`rho`, which only SGDrop reads), to one setup, or to one stage's section reruns just the
+stages whose file changed.
 """
 from __future__ import annotations
 
@@ -9,13 +12,13 @@ from pathlib import Path
 
 import click
 
-from pipeline_lib.config import run_configs
+from pipeline_lib.config import run_configs, setup_stage_params
 from pipeline_lib.io import replace_dir, write_json
 from stages.common import one_line_errors, params_or_exit
 
 
 def config_path(out: Path, cfg) -> Path:
-    return out / cfg.data.dataset / cfg.arch / cfg.method.name / f"seed{cfg.seed}.json"
+    return out / cfg.setup / cfg.method.name / f"seed{cfg.seed}.json"
 
 
 @click.command()
@@ -27,7 +30,10 @@ def main(out: Path) -> None:
     with replace_dir(out, "configure") as staging:
         for cfg in configs:
             write_json(config_path(staging, cfg), cfg.model_dump())
-    click.echo(f"{len(configs)} run configs -> {out}")
+        for setup, files in setup_stage_params(params).items():
+            for stem, sections in files.items():
+                write_json(staging / setup / f"{stem}.json", sections)
+    click.echo(f"{len(configs)} run configs of {len(params.setups)} setup(s) -> {out}")
 
 
 if __name__ == "__main__":

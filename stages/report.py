@@ -15,7 +15,8 @@ from stages.common import one_line_errors, params_or_exit
 @click.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports"))
 @click.option("--configs", type=click.Path(exists=True, path_type=Path), default=Path("configs"))
-@click.option("--shards", type=click.Path(exists=True, path_type=Path), default=Path("data/shards/main"))
+@click.option("--shards", type=click.Path(exists=True, path_type=Path), default=Path("data/shards"),
+              help="one folder of shards per setup")
 @one_line_errors
 def main(out: Path, configs: Path, shards: Path) -> None:
     params = params_or_exit()
@@ -24,8 +25,8 @@ def main(out: Path, configs: Path, shards: Path) -> None:
     collection = collect(configs)
     names = {*params.methods, *params.train.methods, *(params.bench.methods or [])}  # the runs' and the bench's
     page = build_report(collection, specs={name: params.method_spec(name) for name in names},
-                        order=list(params.train.methods), out=out, shard_dir=shards, bench_dir=out / "bench",
-                        params_text=load_params_text())
+                        order=list(params.train.methods), setups=list(params.setups), out=out, shards=shards,
+                        bench_dir=out / "bench", params_text=load_params_text())
     write_pages(page, out)
     click.echo(f"report of {len(collection.runs)} runs -> {out / 'index.html'}")
 

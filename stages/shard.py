@@ -1,23 +1,25 @@
-"""Convert a dataset into WebDataset shards: `python -m stages.shard --which main|transfer`."""
+"""Convert a setup's dataset into WebDataset shards:
+`python -m stages.shard --params configs/<setup>/shard_main.json --out data/shards/<setup>/main`."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
+from pipeline_lib.config import read_stage_params
 from pipeline_lib.data import DATASETS
 from pipeline_lib.data.shards import write_shards
-from stages.common import one_line_errors, params_or_exit, show_progress
+from stages.common import one_line_errors, show_progress
 
 
 @click.command()
-@click.option("--which", type=click.Choice(["main", "transfer"]), default="main",
-              help="main: params `data`; transfer: params `transfer.data`.")
+@click.option("--params", "params_file", type=click.Path(exists=True, path_type=Path), required=True,
+              help="configs/<setup>/shard_main.json or shard_transfer.json, written by stages.configure")
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @one_line_errors
-def main(which: str, out: Path) -> None:
-    params = params_or_exit()
-    data = params.data if which == "main" else params.transfer.data
+def main(params_file: Path, out: Path) -> None:
+    params = read_stage_params(params_file)
+    data = params.data
     source = DATASETS.get(data.dataset)(data)
     manifest = write_shards(source, out, params={"data": data.model_dump(), "shard": params.shard.model_dump()},
                             samples_per_shard=params.shard.samples_per_shard,

@@ -14,7 +14,8 @@ from stages.common import one_line_errors, show_progress
 
 @click.command()
 @click.option("--config", "config_file", type=click.Path(exists=True, path_type=Path), required=True)
-@click.option("--shards", type=click.Path(exists=True, path_type=Path), default=Path("data/shards/main"))
+@click.option("--shards", type=click.Path(exists=True, path_type=Path), required=True,
+              help="the setup's shards, data/shards/<setup>/main")
 @one_line_errors
 def main(config_file: Path, shards: Path) -> None:
     cfg = RunConfig(**read_json(config_file))

@@ -15,15 +15,19 @@ SHARED_DATA = Path(os.environ.get("OVERFOCUS_SHARED_DATA", Path(__file__).resolv
 TINY = {
     "data": {"synthetic": {"image_size": 32, "cue_size": 4, "train": 60, "val": 20, "test": 20, "test_nocue": 10, "test_conflict": 10}},
     "loader": {"image_size": 32, "batch_size": 16, "augment": {"crop_padding": 2}},
-    "model": {"width": 0.25, "batch_norm": True},
-    "train": {"architectures": ["tinyvgg"], "methods": ["vanilla"], "one_seed_methods": [], "epochs": 2, "probe_size": 4},
+    "model": {"architecture": "tinyvgg", "width": 0.25, "batch_norm": True},
+    "train": {"methods": ["vanilla"], "one_seed_methods": [], "epochs": 2, "probe_size": 4},
 }
 
 
 def tiny_raw(**overrides) -> dict:
-    """The shipped params.yaml as a dict, shrunk by TINY, with the test's own overrides on top."""
+    """The shipped params.yaml as a dict, shrunk by TINY, with the test's own overrides on top
+    (`setups` replaces the shipped setups)."""
     shipped = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
-    return merged(shipped, merged(TINY, overrides))
+    raw = merged(shipped, merged(TINY, overrides))
+    if "setups" in overrides:
+        raw["setups"] = overrides["setups"]
+    return raw
 
 
 def tiny_params(**overrides):

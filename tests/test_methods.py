@@ -24,10 +24,10 @@ def test_every_registered_method_is_covered_here():
 @pytest.mark.parametrize("arch", ["vgg11", "resnet20"])
 @pytest.mark.parametrize("method", ALL)
 def test_method_trains_on_a_vgg_and_a_resnet(method, arch):
-    params = tiny_params(train={"methods": [method], "architectures": [arch]},
+    params = tiny_params(train={"methods": [method]}, model={"architecture": arch},
                          methods={"focused_dropout": {"participation": 1.0}, "reldrop": {"p": 1.0}})
-    cfg = RunConfig(arch=arch, method=params.method_spec(method), seed=0, data=params.data, loader=params.loader,
-                    model=params.model.model_copy(update={"width": 0.125}), train=params.train)
+    cfg = RunConfig(setup="default", method=params.method_spec(method), seed=0, data=params.data,
+                    loader=params.loader, model=params.model.model_copy(update={"width": 0.125}), train=params.train)
     run = build_run(cfg, num_classes=4, image_size=32)
     run.method.start_epoch(1)
     x, y = torch.randn(6, 3, 32, 32), torch.tensor([0, 1, 2, 3, 0, 1])

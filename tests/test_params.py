@@ -1,4 +1,5 @@
 """params.yaml is validated at stage start, with errors that name the key and the fix."""
+import shutil
 from pathlib import Path
 
 import pytest
@@ -7,7 +8,7 @@ import yaml
 from pipeline_lib.config import ParamsError, parse_params, run_configs
 from pipeline_lib.data import DATASETS
 from pipeline_lib.data.files import resolve_root
-from tests.conftest import tiny_params
+from tests.conftest import tiny_params, tiny_raw
 
 
 def error_of(raw) -> str:
@@ -29,8 +30,8 @@ def test_unknown_method_lists_the_valid_ones():
 
 
 def test_unknown_architecture_lists_the_valid_ones():
-    msg = error_of({"train": {"architectures": ["resnet9000"]}})
-    assert "train.architectures" in msg and "resnet20" in msg and "vgg16" in msg
+    msg = error_of({"model": {"architecture": "resnet9000"}})
+    assert "model.architecture" in msg and "resnet20" in msg and "vgg16" in msg
 
 
 @pytest.mark.parametrize("rho", [1.5, -0.1, 1.0])
@@ -79,15 +80,15 @@ def test_sgdrop_reads_the_top_level_rates():
     assert params.method_spec("curr").params["schedule"] == "linear"
 
 
-def test_rho_by_architecture_overrides_rho_for_that_architecture_only():
-    params = tiny_params(**{"rho": 0.01, "rho_by_architecture": {"convnext_tiny": 0.1}, "model": {"width": 1.0},
-                           "train": {"architectures": ["convnext_tiny", "tinyvgg"], "methods": ["sgdrop", "own"]},
-                           "methods": {"own": {"type": "sgdrop", "rho": 0.02}}})
-    rho = {(c.arch, c.method.name): c.method.params["rho"] for c in run_configs(params)}
-    assert rho == {("convnext_tiny", "sgdrop"): 0.1, ("tinyvgg", "sgdrop"): 0.01,
-                   ("convnext_tiny", "own"): 0.02, ("tinyvgg", "own"): 0.02}
-    with pytest.raises(ParamsError, match="rho_by_architecture"):
-        tiny_params(**{"rho_by_architecture": {"vgg17": 0.1}})
+def test_a_setup_overrides_rho_for_its_own_runs_only():
+    """The SGDrop paper's Table 12: rho 0.1 for ConvNeXt on Imagenette, 0.01 for the others."""
+    params = tiny_params(**{"rho": 0.01, "train": {"methods": ["sgdrop", "own"]},
+                            "methods": {"own": {"type": "sgdrop", "rho": 0.02}},
+                            "setups": {"default": {}, "convnext": {"model": {"architecture": "convnext_tiny",
+                                                                             "width": 1.0}, "rho": 0.1}}})
+    rho = {(c.setup, c.arch, c.method.name): c.method.params["rho"] for c in run_configs(params)}
+    assert rho == {("convnext", "convnext_tiny", "sgdrop"): 0.1, ("default", "tinyvgg", "sgdrop"): 0.01,
+                   ("convnext", "convnext_tiny", "own"): 0.02, ("default", "tinyvgg", "own"): 0.02}
 
 
 def test_a_runs_config_depends_only_on_what_changes_its_weights():
@@ -119,22 +120,29 @@ def test_a_method_in_both_method_lists_is_refused():
     assert "train.one_seed_methods" in msg and "sgdrop" in msg
 
 
-def test_dvc_yaml_runs_the_cells_of_run_configs():
+def test_dvc_yaml_runs_the_cells_of_run_configs(tmp_path):
     """configure writes run_configs' files and the run stages read them: DVC's own resolution of
-    dvc.yaml against params.yaml must give every run stage exactly those cells, train in the same order."""
+    dvc.yaml against a two-setup params.yaml must give every run stage exactly those cells, train
+    in the same order, each reading its own setup's files and shards only."""
     from dvc.repo import Repo
 
-    from pipeline_lib.config import load_params
-
     root = Path(__file__).resolve().parents[1]
-    expected = [f"configs/{c.data.dataset}/{c.arch}/{c.method.name}/seed{c.seed}.json"
-                for c in run_configs(load_params(root / "params.yaml"))]
-    assert len(expected) == len(set(expected))
-    with Repo(str(root)) as repo:
+    raw = tiny_raw(train={"methods": ["vanilla", "sgdrop"], "one_seed_methods": ["dropout"], "seeds": [0, 1]})
+    raw["setups"] = {"default": {}, "wide": {"model": {"width": 0.5}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    shutil.copy(root / "dvc.yaml", tmp_path)
+    Repo.init(str(tmp_path), no_scm=True).close()
+    expected = [f"configs/{c.setup}/{c.method.name}/seed{c.seed}.json" for c in run_configs(parse_params(raw))]
+    assert len(expected) == len(set(expected)) == 2 * (2 * 2 + 1)
+    with Repo(str(tmp_path)) as repo:
         stages = list(repo.index.stages)
     for kind in ("train", "attribute", "evaluate", "transfer"):
         cmds = [s.cmd for s in stages if s.name.split("@")[0] in (kind, f"{kind}_one_seed")]
-        assert [c.split("--config ")[1] for c in cmds] == expected, kind
+        assert [c.split("--config ")[1].split()[0] for c in cmds] == expected, kind
+        for cmd in cmds:
+            setup = cmd.split("--config configs/")[1].split("/")[0]
+            paths = [w for w in cmd.split() if w.startswith(("configs/", "data/shards/"))]
+            assert all(w.split("/")[1 if w.startswith("configs/") else 2] == setup for w in paths), cmd
 
 
 def test_params_yaml_is_the_only_home_of_defaults():

@@ -4,6 +4,7 @@ import io
 import os
 import stat
 import tarfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ import yaml
 from click.testing import CliRunner
 from PIL import Image
 
-from pipeline_lib.config import ParamsError, load_params, parse_params, run_configs
+from pipeline_lib.config import ParamsError, load_params, parse_params, run_configs, setup_stage_params
 from pipeline_lib.data import DATASETS, Sample, Source
 from pipeline_lib.data.files import BadArchive, list_images, read_images
 from pipeline_lib.data.shards import TooManyBadImages, write_shards
@@ -39,6 +40,12 @@ def invoke(command, args, params: dict | None = None):
         with open("params.yaml", "w") as f:
             yaml.safe_dump(params, f)
     return CliRunner().invoke(command, args)
+
+
+def shard_params(raw: dict) -> str:
+    """The shard stage's params file (what `configure` writes) of the default setup of `raw`."""
+    write_json(Path("shard_main.json"), setup_stage_params(parse_params(raw))["default"]["shard_main"])
+    return "shard_main.json"
 
 
 def assert_one_line_error(result, *fragments):
@@ -73,9 +80,9 @@ def test_configure_replaces_its_own_output_including_a_dvc_restored_one(in_tmp):
 
     assert invoke(main, ["--out", "configs"], tiny_raw()).exit_code == 0
     assert (in_tmp / "configs" / STAGE_MARKER).read_text().strip() == "configure"
-    (in_tmp / "configs" / "synthetic" / "stale.json").write_text("{}")
+    (in_tmp / "configs" / "default" / "stale.json").write_text("{}")
     assert invoke(main, ["--out", "configs"]).exit_code == 0  # its own output: replaced
-    assert not (in_tmp / "configs" / "synthetic" / "stale.json").exists()
+    assert not (in_tmp / "configs" / "default" / "stale.json").exists()
     assert list((in_tmp / "configs").rglob("seed0.json")) and not (in_tmp / "configs.partial").exists()
 
 
@@ -103,7 +110,7 @@ def test_the_shard_stage_says_so_in_one_line(in_tmp):
 
     (in_tmp / "data" / "raw").mkdir(parents=True)
     (in_tmp / "data" / "raw" / "notes.txt").write_text("mine")
-    assert_one_line_error(invoke(main, ["--which", "main", "--out", "data"], tiny_raw()), "refusing", "data")
+    assert_one_line_error(invoke(main, ["--params", shard_params(tiny_raw()), "--out", "data"]), "refusing", "data")
     assert (in_tmp / "data" / "raw" / "notes.txt").exists()
 
 
@@ -259,14 +266,14 @@ def test_occlusion_patch_must_tile_the_image(patch):
 
 
 def test_an_architecture_that_cannot_take_the_image_or_width(monkeypatch):
-    msg = params_error(train={"architectures": ["resnet18"]})  # width 0.25
-    assert "train.architectures" in msg and "model.width" in msg
+    msg = params_error(model={"architecture": "resnet18"})  # width 0.25
+    assert "model.architecture" in msg and "model.width" in msg
 
     def needs_64_pixels(num_classes, image_size, width=1.0, batch_norm=False):
         return torch.nn.Sequential(torch.nn.Conv2d(3, 2, 64), torch.nn.Flatten())
     monkeypatch.setitem(ARCHITECTURES._entries, "needs64", needs_64_pixels)
-    msg = params_error(train={"architectures": ["needs64"]})
-    assert "needs64 cannot take 32-pixel images" in msg and "train.architectures" in msg
+    msg = params_error(model={"architecture": "needs64"})
+    assert "needs64 cannot take 32-pixel images" in msg and "model.architecture" in msg
     assert "bench.architecture" in params_error(bench={"architecture": "needs64", "image_size": 32})
 
 
@@ -355,10 +362,11 @@ def test_too_many_bad_images_is_one_line_naming_the_files(in_tmp):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(png(i) if i else b"\x89PNG broken")
     params = tiny_raw(data={"dataset": "imagefolder", "root": str(root), "val_fraction": 0.2})
-    msg = assert_one_line_error(invoke(main, ["--out", "shards"], params), "1 of 6 images are unreadable",
+    msg = assert_one_line_error(invoke(main, ["--params", shard_params(params), "--out", "shards"]),
+                                "1 of 6 images are unreadable",
                                 str(root / "c0" / "img0.png"), "shard.max_bad_fraction")
     assert "BytesIO" not in msg and " at 0x" not in msg
-    manifest = write_shards(DATASETS.get("imagefolder")(load_params().data), in_tmp / "s", params={},
+    manifest = write_shards(DATASETS.get("imagefolder")(parse_params(params).data), in_tmp / "s", params={},
                             samples_per_shard=10, max_bad_fraction=0.5, progress=False)
     assert manifest["bad_images"]["count"] == 1 and manifest["bad_images"]["of"] == 6
     assert manifest["bad_images"]["items"][0]["file"] == str(root / "c0" / "img0.png")

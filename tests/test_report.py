@@ -64,8 +64,8 @@ def fabricate(root: Path, params, warn: str | None = None, acc=None) -> None:
 
 
 def study(**train):
-    return tiny_params(train={"architectures": ["tinyvgg", "resnet20"], "seeds": [0, 1, 2],
-                              "methods": ["vanilla", "sgdrop", "sgdrop_no_ema"], **train}, methods=METHODS)
+    return tiny_params(train={"seeds": [0, 1, 2], "methods": ["vanilla", "sgdrop", "sgdrop_no_ema"], **train},
+                       methods=METHODS, setups={"tiny": {}, "resnet": {"model": {"architecture": "resnet20"}}})
 
 
 def build(root: Path, params, shards: Path, order=None, bench=None):
@@ -73,8 +73,14 @@ def build(root: Path, params, shards: Path, order=None, bench=None):
     if bench:
         write_json(out / "bench" / "tinyvgg_32px_b16_cpu.json", bench)
     specs = {name: params.method_spec(name) for name in {*params.methods, *params.train.methods}}
-    page = build_report(collect(Path("configs")), specs=specs, order=order or list(params.train.methods), out=out,
-                        shard_dir=shards, bench_dir=out / "bench", params_text="x: 1\n")
+    for setup in params.setups:  # every setup's shards are the tiny ones
+        link = root / "shards" / setup / "main"
+        if not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(shards)
+    page = build_report(collect(Path("configs")), specs=specs, order=order or list(params.train.methods),
+                        setups=list(params.setups), out=out, shards=root / "shards", bench_dir=out / "bench",
+                        params_text="x: 1\n")
     write_pages(page, out)
     return page, out
 
@@ -222,11 +228,12 @@ def test_a_rho_curve_needs_two_rho_values(in_tmp, tiny_shards):
 def test_no_warnings_key_and_no_skipped_count_are_fine(in_tmp, tiny_shards):
     manifest = json.loads((tiny_shards / "manifest.json").read_text())
     manifest.pop("bad_images", None)
-    write_json(in_tmp / "shards" / "manifest.json", manifest)
-    lines, warnings = data_provenance(in_tmp / "shards")
+    write_json(in_tmp / "provenance" / "default" / "main" / "manifest.json", manifest)
+    lines, warnings = data_provenance(in_tmp / "provenance", ["default"])
     assert warnings == [] and "skipped" not in lines[0]
-    write_json(in_tmp / "shards" / "manifest.json", {**manifest, "bad_images": {"count": 3, "items": []}})
-    lines, warnings = data_provenance(in_tmp / "shards")
+    write_json(in_tmp / "provenance" / "default" / "main" / "manifest.json",
+               {**manifest, "bad_images": {"count": 3, "items": []}})
+    lines, warnings = data_provenance(in_tmp / "provenance", ["default"])
     assert "skipped while sharding: 3" in lines[0] and "3 unreadable images" in warnings[0]
     params = study(seeds=[0, 1])
     fabricate(in_tmp, params)

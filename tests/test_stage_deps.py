@@ -96,3 +96,72 @@ def test_the_import_reader_follows_function_level_and_from_imports():
     # `from pipeline_lib.methods import (sgdrop, ...)` names submodules.
     assert "pipeline_lib/methods/sgdrop.py" in closure("pipeline_lib/methods/__init__.py")
     assert not covered("pipeline_lib/metrics/coverage.py", ["pipeline_lib/metric"])
+
+
+# ---- params: each stage declares the params.yaml keys it reads ----
+
+READS_PARAMS_FILE = ("params_or_exit", "load_params")
+
+
+def reads_params_file(name: str) -> bool:
+    """Whether a stage's code calls the params.yaml loader (the run stages read configure's files)."""
+    files = closure(stage_entry(stages()[name]))
+    return any(isinstance(node, ast.Name) and node.id in READS_PARAMS_FILE or
+               isinstance(node, ast.alias) and node.name in READS_PARAMS_FILE
+               for f in files if f.startswith("stages/") for node in ast.walk(ast.parse((ROOT / f).read_text())))
+
+
+def declared_params(stage: dict) -> list[str]:
+    """Dotted keys; "" for the whole file (`- params.yaml:`)."""
+    out = []
+    for p in stage.get("do", stage).get("params", []):
+        out.extend([""] if isinstance(p, dict) else [p])
+    return out
+
+
+class Reads:
+    """Params that record the sections (top-level keys) read through them; a method of the schema
+    (method_spec, setup, cells) runs with the recorder as `self`, a pydantic method (model_dump)
+    reads every section."""
+
+    def __init__(self, params, seen: set):
+        self._params, self._seen = params, seen
+
+    def __getattr__(self, name):
+        if name in type(self._params).model_fields:
+            self._seen.add(name)
+        elif name in type(self._params).__dict__:
+            return lambda *a, **k: getattr(type(self._params), name)(self, *a, **k)
+        else:
+            self._seen.update(type(self._params).model_fields)
+        return getattr(self._params, name)
+
+
+@pytest.mark.parametrize("name", sorted(stages()))
+def test_a_stage_that_does_not_read_params_yaml_declares_no_params(name):
+    if not reads_params_file(name):
+        assert not declared_params(stages()[name]), f"{name} reads configure's files, not params.yaml"
+
+
+@pytest.mark.parametrize("name", sorted(n for n in stages() if reads_params_file(n)
+                                        and "" not in declared_params(stages()[n])))
+def test_a_stage_declares_every_params_key_it_reads(name, tmp_path, monkeypatch):
+    """The stage runs on the tiny params with a recorder in place of its params; a stage that
+    reads part of a section declares the section."""
+    import importlib
+
+    from click.testing import CliRunner
+
+    from tests.conftest import tiny_params
+    from tests.dvc_workspace import OVERRIDES
+    stage = stages()[name]
+    module_name, *args = stage["cmd"].split("python -m ", 1)[1].split()
+    module, seen = importlib.import_module(module_name), set()
+    params = tiny_params(**OVERRIDES)
+    monkeypatch.setattr(module, "params_or_exit", lambda *a, **k: Reads(params, seen))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(module.main, args)
+    assert result.exit_code == 0, result.output
+    declared = declared_params(stage)
+    undeclared = sorted(seen - set(declared))
+    assert seen and not undeclared, f"dvc.yaml stage {name!r} reads {undeclared} without declaring them in its params"

@@ -3,7 +3,7 @@
 Rules that keep the report honest:
 - only runs of the current matrix (the configs/ folder) are read; a run whose metrics were made
   with other params (config digest mismatch) is left out and listed as stale;
-- runs are grouped for mean and std by (dataset, arch, method, params without the seed): if one
+- runs are grouped for mean and std by (setup, method, params without the seed): if one
   method has runs with different params, each variant gets its own labelled row, never a mix.
 """
 from __future__ import annotations
@@ -46,7 +46,7 @@ def collect(configs_dir: Path) -> Collection:
     for path in sorted(configs_dir.rglob("seed*.json")):
         cfg = RunConfig(**json.loads(path.read_text()))
         run = cfg.run_dir
-        row = {"run": str(run), "dataset": cfg.data.dataset, "arch": cfg.arch, "method": cfg.method.name,
+        row = {"run": str(run), "setup": cfg.setup, "dataset": cfg.data.dataset, "arch": cfg.arch, "method": cfg.method.name,
                "type": cfg.method.type, "seed": cfg.seed, "params": cfg.digest(across_seeds=True)[:8],
                **{f"p.{k}": v for k, v in cfg.method.params.items()}}
         found = {}
@@ -72,7 +72,7 @@ def collect(configs_dir: Path) -> Collection:
 def label_variants(runs: pd.DataFrame) -> pd.DataFrame:
     """A `label` column: the method name, suffixed by its params hash when variants coexist."""
     runs = runs.copy()
-    variants = runs.groupby(["dataset", "arch", "method"])["params"].transform("nunique")
+    variants = runs.groupby(["setup", "method"])["params"].transform("nunique")
     runs["label"] = runs["method"].where(variants == 1, runs["method"] + " [params " + runs["params"] + "]")
     return runs
 

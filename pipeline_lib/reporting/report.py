@@ -157,13 +157,22 @@ def primary(runs: pd.DataFrame, role: str) -> set[str]:
     return {m for _, part in runs.groupby("setup") for m in pick(part, role)["label"].unique()}
 
 
-def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[str], out: Path, shard_dir: Path,
-                 bench_dir: Path, params_text: str, grid_images: int = 6) -> Page:
-    """`specs`: the resolved method of every run name of params.yaml; `order`: the methods' order."""
+def setup_labels(runs: pd.DataFrame, paper: Paper) -> list[str]:
+    """The paper's name of each run's dataset and architecture, with the setup's own name where
+    two setups share them (the synthetic task at two sizes)."""
+    label = {s: paper.setup_label(d, a) for s, d, a in zip(runs["setup"], runs["dataset"], runs["arch"])}
+    shared = {v for v in label.values() if list(label.values()).count(v) > 1}
+    return [f"{label[s]} ({s})" if label[s] in shared else label[s] for s in runs["setup"]]
+
+
+def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[str], setups: list[str], out: Path,
+                 shards: Path, bench_dir: Path, params_text: str, grid_images: int = 6) -> Page:
+    """`specs`: the resolved method of every run name of params.yaml; `order`: the methods' order;
+    `setups`: the study's setups, whose shards are `shards`/<setup>/main."""
     paper = Paper.load()
     w = Writer(out)
     warnings = run_warnings(col)
-    provenance, data_warnings = data_provenance(shard_dir)
+    provenance, data_warnings = data_provenance(shards, setups)
     warnings += data_warnings
     bench = [{**json.loads(p.read_text()), "name": p.stem} for p in sorted(bench_dir.glob("*.json"))]
     bench_roles = {name: paper.role(spec.type, spec.params) for name, spec in specs.items()}
@@ -174,7 +183,7 @@ def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[s
 
     runs = label_variants(col.runs)
     runs["role"] = [paper.role(t, col.configs[r].method.params) or "" for t, r in zip(runs["type"], runs["run"])]
-    runs["setup"] = [paper.setup_label(d, a) for d, a in zip(runs["dataset"], runs["arch"])]
+    runs["setup"] = setup_labels(runs, paper)
     order = list(dict.fromkeys([*order, *runs["label"]]))
     order = [m for m in order if m in set(runs["label"])]
     by = ["setup", "label"]
@@ -264,8 +273,8 @@ def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[s
                     grid[r.label] = d["gradcam"][:grid_images].astype(np.float32)
                     keys = keys or [str(k) for k in d["keys"][:grid_images]]
         if grid and keys:
-            size = col.configs[part["run"].iloc[0]].loader.image_size
-            data = load_split(shard_dir, "test", size, limit=len(keys))
+            cfg = col.configs[part["run"].iloc[0]]
+            data = load_split(shards / cfg.setup / "main", "test", cfg.loader.image_size, limit=len(keys))
 
             def draw(p, grid=grid, data=data):
                 overlay_grid(data.images.permute(0, 2, 3, 1).numpy(), grid, p)
@@ -389,17 +398,23 @@ def run_warnings(col: Collection) -> list[str]:
     return out
 
 
-def data_provenance(shard_dir: Path) -> tuple[list[str], list[str]]:
-    """Lines on the data and the software, and a warning when images were skipped as unreadable."""
-    manifest = json.loads((shard_dir / "manifest.json").read_text())
-    skipped = manifest.get("bad_images", {}).get("count")
-    lines = [f"Dataset {manifest['dataset']}: " + ", ".join(f"{k} {v['count']}" for k, v in manifest["splits"].items())
-             + f" images; human-map proxy: {manifest.get('human_map', 'none')}."
-             + ("" if skipped is None else f" Unreadable images skipped while sharding: {skipped}.")]
+def data_provenance(shards: Path, setups: list[str]) -> tuple[list[str], list[str]]:
+    """Lines on each setup's data and the software, and a warning when images were skipped as
+    unreadable. `shards`: data/shards, one folder of shards per setup."""
+    lines, warnings = [], []
+    for setup in setups:
+        manifest = json.loads((shards / setup / "main" / "manifest.json").read_text())
+        skipped = manifest.get("bad_images", {}).get("count")
+        lines.append(f"Setup {setup}, dataset {manifest['dataset']}: "
+                     + ", ".join(f"{k} {v['count']}" for k, v in manifest["splits"].items())
+                     + f" images; human-map proxy: {manifest.get('human_map', 'none')}."
+                     + ("" if skipped is None else f" Unreadable images skipped while sharding: {skipped}."))
+        if skipped:
+            warnings.append(f"{skipped} unreadable images were skipped while sharding {manifest['dataset']} "
+                            f"(setup {setup}).")
     versions = {p: importlib.metadata.version(p) for p in VERSIONS}
     versions["python"] = platform.python_version()
     lines.append("Software: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".")
-    warnings = [f"{skipped} unreadable images were skipped while sharding {manifest['dataset']}."] if skipped else []
     return lines, warnings
 
 

@@ -21,11 +21,11 @@ def benchmark(params: Params, methods: list[str], *, arch: str, image_size: int,
               warmup: int, steps: int, num_classes: int = 10, device: str = "auto", model=None) -> list[dict]:
     """`model` overrides params.model (width, batch norm) for this benchmark."""
     train_cfg = params.train.model_copy(update={"device": device})
-    model = model or params.model
+    model = (model or params.model).model_copy(update={"architecture": arch})
     loader = params.loader.model_copy(update={"image_size": image_size, "batch_size": batch_size})
     runs = {}
     for name in methods:
-        cfg = RunConfig(arch=arch, method=params.method_spec(name), seed=0, data=params.data, loader=loader,
+        cfg = RunConfig(setup="bench", method=params.method_spec(name), seed=0, data=params.data, loader=loader,
                         model=model, train=train_cfg)
         run = build_run(cfg, num_classes, image_size)
         run.method.start_epoch(train_cfg.epochs - 1)  # the final rates: a curriculum's largest

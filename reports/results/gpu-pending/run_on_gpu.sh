@@ -24,8 +24,8 @@ raw = merged(yaml.safe_load(open("params.yaml")), {
     "data": {"dataset": "imagenette", "root": f"{data}/imagenette2-224sq.tar",
              "boxes_csv": f"{data}/imagenette2-224sq-boxes.csv"},
     "loader": {"image_size": 224, "batch_size": 64, "augment": {"random_crop": False, "flip": False}},
-    "model": {"width": 1.0, "batch_norm": False},
-    "train": {"architectures": ["vgg16"], "methods": ["vanilla", "dropout", "sgdrop", "sgdrop_rho025", "sgdrop_rho05",
+    "model": {"architecture": "vgg16", "width": 1.0, "batch_norm": False},
+    "train": {"methods": ["vanilla", "dropout", "sgdrop", "sgdrop_rho025", "sgdrop_rho05",
               "sgdrop_curriculum"], "seeds": [0], "epochs": epochs, "lr": 0.0001, "weight_decay": 0.0,
               "schedule": "constant", "checkpoint_every": 10, "device": "cuda"},
     "methods": {"sgdrop_rho025": {"type": "sgdrop", "rho": 0.025}, "sgdrop_rho05": {"type": "sgdrop", "rho": 0.05}},
@@ -46,14 +46,16 @@ if [ "${PART:-bench}" = bench ]; then
   exit 0
 fi
 
-python3 -m stages.shard --which main --out data/shards/main
 python3 -m stages.configure --out configs
+python3 -m stages.shard --params configs/default/shard_main.json --out data/shards/default/main
 run() {  # train (wall time kept), then evaluate; logs per run
-  local cfg=configs/imagenette/vgg16/$1/seed0.json dir=runs/imagenette/vgg16/$1/seed0 start=$SECONDS
-  python3 -m stages.train --config "$cfg" > "$OUT/train_$1.log" 2>&1
+  local cfg=configs/default/$1/seed0.json dir=runs/default/$1/seed0 start=$SECONDS shards=data/shards/default/main
+  python3 -m stages.train --config "$cfg" --shards $shards > "$OUT/train_$1.log" 2>&1
   echo $((SECONDS - start)) > "$dir/wall_s"
-  python3 -m stages.attribute --config "$cfg" >> "$OUT/train_$1.log" 2>&1
-  python3 -m stages.evaluate --config "$cfg" >> "$OUT/train_$1.log" 2>&1
+  python3 -m stages.attribute --config "$cfg" --params configs/default/attribute.json --shards $shards \
+    >> "$OUT/train_$1.log" 2>&1
+  python3 -m stages.evaluate --config "$cfg" --params configs/default/evaluate.json --shards $shards \
+    >> "$OUT/train_$1.log" 2>&1
   cp "$dir/train.json" "$OUT/$1_train.json"; cp "$dir/metrics.json" "$OUT/$1_metrics.json"
 }
 # issue 13: SGDrop alone first (its wall time is the end-to-end measurement of issue 18), then the
@@ -62,4 +64,4 @@ run sgdrop
 (run sgdrop_rho025; run sgdrop_curriculum; run vanilla) &
 (run sgdrop_rho05; run dropout) &
 wait
-tar czf "$OUT/series.tgz" runs/imagenette/vgg16/*/seed0/live/plots runs/imagenette/vgg16/*/seed0/wall_s
+tar czf "$OUT/series.tgz" runs/default/*/seed0/live/plots runs/default/*/seed0/wall_s

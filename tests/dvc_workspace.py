@@ -1,0 +1,55 @@
+"""A throwaway git + DVC workspace of this checkout, for tests that run `dvc repro` end to end."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from pipeline_lib.config import merged
+from tests.conftest import TINY, tiny_raw
+
+ROOT = Path(__file__).resolve().parents[1]
+# The shipped params, shrunk to seconds: two cells (one of each matrix), every stage.
+OVERRIDES = {**TINY, "train": {**TINY["train"], "methods": ["vanilla"], "one_seed_methods": ["dropout"], "seeds": [0],
+                               "epochs": 1},
+             "attribute": {"methods": ["gradcam"], "max_images": 8, "grid_images": 2},
+             "evaluate": {"coverage_batches": 1, "coverage_batch_size": 8},
+             "transfer": {"epochs": 1, "data": {"synthetic": {"image_size": 32, "cue_size": 4, "train": 20, "val": 10, "test": 10}}},
+             "bench": {"image_size": 32, "batch_size": 4, "warmup": 0, "steps": 1}}
+
+
+def workspace(path: Path, overrides: dict | None = None) -> Path:
+    """A fresh workspace at `path` with the tiny params (OVERRIDES, then `overrides`)."""
+    path.mkdir()
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for f in files:
+        if (ROOT / f).is_file() and not f.startswith("reports/results/"):
+            (path / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, path / f)
+    (path / "dvc.lock").unlink(missing_ok=True)
+    write_params(path, overrides or {})
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "w"]):
+        subprocess.run(cmd, cwd=path, check=True)
+    return path
+
+
+def write_params(path: Path, overrides: dict) -> None:
+    """The tiny params with `overrides` (`setups` replaces the shipped ones) as the workspace's params.yaml."""
+    (path / "params.yaml").write_text(yaml.safe_dump(tiny_raw(**merged(OVERRIDES, overrides)), sort_keys=False))
+
+
+def repro(path: Path, *targets: str) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    return subprocess.run(["dvc", "repro", *targets], cwd=path, env=env, capture_output=True, text=True,
+                          check=True).stdout
+
+
+def ran(log: str) -> list[str]:
+    """The stages a `dvc repro` log says it ran."""
+    return [line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage '")]

@@ -1,0 +1,99 @@
+"""The study as one pipeline: setups crossed with methods and seeds in dvc.yaml, each setup's
+stages depending on its own files only."""
+import json
+from pathlib import Path
+
+import pytest
+
+import yaml
+
+from pipeline_lib.config import ParamsError, merged, parse_params, run_configs
+from scripts.apply_preset import apply_preset
+from tests.conftest import tiny_params
+from tests.dvc_workspace import ran, repro, workspace, write_params
+
+TWO_SETUPS = {"train": {"one_seed_methods": []},
+              "setups": {"default": {}, "large": {"data": {"synthetic": {"train": 80}}, "train": {"lr": 0.001}}}}
+
+
+@pytest.mark.slow
+def test_a_change_to_one_setup_reruns_that_setup_alone(tmp_path):
+    path = workspace(tmp_path / "study", TWO_SETUPS)
+    repro(path)
+    for setup, train_size in (("default", 60), ("large", 80)):
+        metrics = json.loads((path / "runs" / setup / "vanilla" / "seed0" / "metrics.json").read_text())
+        assert metrics["accuracy"]["test"] >= 0
+        manifest = json.loads((path / "data" / "shards" / setup / "main" / "manifest.json").read_text())
+        assert manifest["splits"]["train"]["count"] == train_size
+    assert "(default)" in (path / "reports" / "README.md").read_text()  # two setups of one dataset and arch
+
+    write_params(path, {**TWO_SETUPS, "setups": {**TWO_SETUPS["setups"],
+                                                 "large": {**TWO_SETUPS["setups"]["large"], "train": {"lr": 0.002}}}})
+    stages = ran(repro(path))
+    assert sorted(stages) == sorted(["configure", "train@large-vanilla-0", "attribute@large-vanilla-0",
+                                     "evaluate@large-vanilla-0", "transfer@large-vanilla-0", "report"])
+
+
+def test_each_setup_is_its_own_run_matrix():
+    params = tiny_params(**merged(TWO_SETUPS, {"train": {"methods": ["vanilla", "sgdrop"], "seeds": [0, 1]}}))
+    cells = [(c.setup, c.method.name, c.seed, c.data.synthetic.train, c.train.lr) for c in run_configs(params)]
+    assert cells == [(s, m, seed, size, lr) for s, size, lr in (("default", 60, 0.002), ("large", 80, 0.001))
+                     for m in ("vanilla", "sgdrop") for seed in (0, 1)]
+    assert {str(c.run_dir) for c in run_configs(params)} == {
+        f"runs/{s}/{m}/seed{seed}" for s in ("default", "large") for m in ("vanilla", "sgdrop") for seed in (0, 1)}
+
+
+@pytest.mark.parametrize("setup, expected", [
+    ({"data": {"synthetic": {"trian": 10}}}, "setup 'bad', key 'data.synthetic.trian': unknown key; did you mean"),
+    ({"model": {"architecture": "vgg17"}}, "setup 'bad', key 'model.architecture'"),
+    ({"train": {"seeds": [3]}}, "setup 'bad' sets train.seeds, which every setup shares"),
+    ({"loader": {"image_size": 30}, "evaluate": {"occlusion_patch": 8}}, "setup 'bad', key 'loader.image_size'"),
+    ({"evaluate": {"occlusion_patch": 7}}, "setup 'bad', key 'evaluate.occlusion_patch': 7 does not divide"),
+    ([1, 2], "key 'setups.bad': Input should be a valid dictionary"),
+])
+def test_a_bad_setup_is_named_with_its_key(setup, expected):
+    with pytest.raises(ParamsError) as err:
+        tiny_params(setups={"default": {}, "bad": setup})
+    assert expected in str(err.value)
+
+
+@pytest.mark.parametrize("setups, expected", [
+    ({}, "must name at least one setup"),
+    ({"a/b": {}}, "setup name 'a/b' must be letters"),
+])
+def test_setup_names_are_checked(setups, expected):
+    raw = tiny_params().model_dump()
+    raw["setups"] = setups
+    with pytest.raises(ParamsError, match=expected):
+        parse_params(raw)
+
+
+def test_the_paper_study_preset_is_valid_and_names_table_12():
+    """params/paper-study.yaml: 5 datasets x 3 architectures, Table 12's rho per pair."""
+    root = Path(__file__).resolve().parents[1]
+    shipped = yaml.safe_load((root / "params.yaml").read_text())
+    params = parse_params(apply_preset(shipped, yaml.safe_load((root / "params" / "paper-study.yaml").read_text())))
+    assert len(params.setups) == 15
+    rho = {name: params.setup(name).method_spec("sgdrop").params["rho"] for name in params.setups}
+    assert rho["imagenette-convnext_tiny"] == rho["imagewoof-convnext_tiny"] == 0.1
+    assert rho["rsicd-convnext_tiny"] == rho["resisc45-convnext_tiny"] == rho["patternnet-convnext_tiny"] == 0.05
+    assert {rho[f"{d}-{a}"] for d in ("imagenette", "rsicd") for a in ("vgg16", "resnet50")} == {0.01}
+    assert len(params.cells()) == 15 * 7 * 3
+
+
+def test_applying_a_preset_keeps_the_comments_and_replaces_the_setups(tmp_path):
+    from click.testing import CliRunner
+
+    from scripts.apply_preset import main
+    root = Path(__file__).resolve().parents[1]
+    target = tmp_path / "params.yaml"
+    target.write_text((root / "params.yaml").read_text())
+    result = CliRunner().invoke(main, [str(root / "params" / "paper-study.yaml"), "--params", str(target)])
+    assert result.exit_code == 0, result.output
+    assert "315 training runs in 15 setup(s)" in result.output
+    text = target.read_text()
+    assert "# SGDrop's drop rate" in text  # the shipped file's comments survive
+    params = parse_params(yaml.safe_load(text))
+    assert "default" not in params.setups and params.train.epochs == 80
+    resnet = params.setup("imagewoof-resnet50")
+    assert (resnet.data.dataset, resnet.model.architecture, resnet.model.batch_norm) == ("imagewoof", "resnet50", True)
