@@ -12,6 +12,7 @@ from scripts.apply_preset import apply_preset
 from tests.conftest import tiny_params
 from tests.dvc_workspace import ran, repro, workspace, write_params
 
+ROOT = Path(__file__).resolve().parents[1]
 TWO_SETUPS = {"train": {"one_seed_methods": []},
               "setups": {"default": {}, "large": {"data": {"synthetic": {"train": 80}}, "train": {"lr": 0.001}}}}
 
@@ -70,9 +71,8 @@ def test_setup_names_are_checked(setups, expected):
 
 def test_the_paper_study_preset_is_valid_and_names_table_12():
     """params/paper-study.yaml: 5 datasets x 3 architectures, Table 12's rho per pair."""
-    root = Path(__file__).resolve().parents[1]
-    shipped = yaml.safe_load((root / "params.yaml").read_text())
-    params = parse_params(apply_preset(shipped, yaml.safe_load((root / "params" / "paper-study.yaml").read_text())))
+    shipped = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = parse_params(apply_preset(shipped, yaml.safe_load((ROOT / "params" / "paper-study.yaml").read_text())))
     assert len(params.setups) == 15
     rho = {name: params.setup(name).method_spec("sgdrop").params["rho"] for name in params.setups}
     assert rho["imagenette-convnext_tiny"] == rho["imagewoof-convnext_tiny"] == 0.1
@@ -85,10 +85,9 @@ def test_applying_a_preset_keeps_the_comments_and_replaces_the_setups(tmp_path):
     from click.testing import CliRunner
 
     from scripts.apply_preset import main
-    root = Path(__file__).resolve().parents[1]
     target = tmp_path / "params.yaml"
-    target.write_text((root / "params.yaml").read_text())
-    result = CliRunner().invoke(main, [str(root / "params" / "paper-study.yaml"), "--params", str(target)])
+    target.write_text((ROOT / "params.yaml").read_text())
+    result = CliRunner().invoke(main, [str(ROOT / "params" / "paper-study.yaml"), "--params", str(target)])
     assert result.exit_code == 0, result.output
     assert "315 training runs in 15 setup(s)" in result.output
     text = target.read_text()
@@ -97,3 +96,12 @@ def test_applying_a_preset_keeps_the_comments_and_replaces_the_setups(tmp_path):
     assert "default" not in params.setups and params.train.epochs == 80
     resnet = params.setup("imagewoof-resnet50")
     assert (resnet.data.dataset, resnet.model.architecture, resnet.model.batch_norm) == ("imagewoof", "resnet50", True)
+
+
+PRESETS = sorted([*ROOT.glob("params/*.yaml"), *ROOT.glob("reports/results/*/preset.yaml")])
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=[p.relative_to(ROOT).as_posix() for p in PRESETS])
+def test_every_shipped_preset_applies_to_a_valid_params_file(preset):
+    shipped = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert parse_params(apply_preset(shipped, yaml.safe_load(preset.read_text()))).cells()
