@@ -12,10 +12,10 @@ method's parameters, so that a change to one method's params changes only that m
 from __future__ import annotations
 
 import difflib
-import re
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Literal
@@ -139,7 +139,6 @@ class TrainParams(Strict):
         if both:
             raise ValueError(f"{', '.join(sorted(both))} also in train.methods: list each method in one of the two")
         return names
-
 
 
 class AttributeParams(Strict):
@@ -371,8 +370,9 @@ def parse_params(raw: dict[str, Any] | None) -> Params:
                 resolved.method_spec(name)
             for check in (_check_device, _check_files, _check_sizes, _check_optimizer, _check_split):
                 check(resolved)
-        except ParamsError as err:
-            raise ParamsError(_in_setup(str(err), setup) if len(params.setups) > 1 else str(err)) from None
+        except ParamsError as err:  # the embedded default's one empty setup needs no naming
+            named = len(params.setups) > 1 or params.setups[setup]
+            raise ParamsError(_in_setup(str(err), setup) if named else str(err)) from None
     return params
 
 

@@ -46,8 +46,9 @@ def collect(configs_dir: Path) -> Collection:
     for path in sorted(configs_dir.rglob("seed*.json")):
         cfg = RunConfig(**json.loads(path.read_text()))
         run = cfg.run_dir
-        row = {"run": str(run), "setup": cfg.setup, "dataset": cfg.data.dataset, "arch": cfg.arch, "method": cfg.method.name,
-               "type": cfg.method.type, "seed": cfg.seed, "params": cfg.digest(across_seeds=True)[:8],
+        row = {"run": str(run), "setup": cfg.setup, "dataset": cfg.data.dataset, "arch": cfg.arch,
+               "method": cfg.method.name, "type": cfg.method.type, "seed": cfg.seed,
+               "params": cfg.digest(across_seeds=True)[:8],
                **{f"p.{k}": v for k, v in cfg.method.params.items()}}
         found = {}
         for name in ("train", "metrics", "transfer"):
