@@ -24,9 +24,11 @@ classifier) can decode the label from the mask instead of the image when the enc
 features carry little image information, as those of a VGG16 without batch norm do under
 PyTorch's default init: it then fits the training set through the mask and predicts a single
 class at evaluation. That is the collapse of our first GPU run (which used that init, where the
-paper's torchvision VGG16 has torchvision's); at CPU scale the same init reproduces it and
-torchvision's init did not show it in the epochs we could run (reports/results/vgg16-collapse).
-The training loop's per-epoch leakage diagnostic warns when it happens.
+paper's torchvision VGG16 has torchvision's). At CPU scale (reports/results/vgg16-collapse, 8
+epochs) the same init reproduces it, and neither 2 warm-up epochs at rho = 0 nor the curriculum
+prevents it; under torchvision's init the true-label mask did not leak, but a permuted-label
+mask leaked totally from the first epoch, so a good init is no guard in itself. The training
+loop's per-epoch leakage diagnostic warns when it happens.
 
 rho: `constant`, or `linear` from rho_start to rho_end over the epochs after `warmup_epochs`
 epochs at rho = 0 (the paper's curriculum). The rates are params.yaml's top-level rho,
