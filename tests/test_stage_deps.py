@@ -100,15 +100,14 @@ def test_the_import_reader_follows_function_level_and_from_imports():
 
 # ---- params: each stage declares the params.yaml keys it reads ----
 
-READS_PARAMS_FILE = ("params_or_exit", "load_params")
+READS_PARAMS_FILE = ("params_or_exit", "load_params", "load_params_text")
 
 
 def reads_params_file(name: str) -> bool:
-    """Whether a stage's code calls the params.yaml loader (the run stages read configure's files)."""
-    files = closure(stage_entry(stages()[name]))
+    """Whether a stage's code uses a params.yaml reader (the per-setup stages read configure's files)."""
     return any(isinstance(node, ast.Name) and node.id in READS_PARAMS_FILE or
                isinstance(node, ast.alias) and node.name in READS_PARAMS_FILE
-               for f in files if f.startswith("stages/") for node in ast.walk(ast.parse((ROOT / f).read_text())))
+               for f in closure(stage_entry(stages()[name])) for node in ast.walk(ast.parse((ROOT / f).read_text())))
 
 
 def declared_params(stage: dict) -> list[str]:
@@ -138,9 +137,10 @@ class Reads:
 
 
 @pytest.mark.parametrize("name", sorted(stages()))
-def test_a_stage_that_does_not_read_params_yaml_declares_no_params(name):
-    if not reads_params_file(name):
-        assert not declared_params(stages()[name]), f"{name} reads configure's files, not params.yaml"
+def test_a_stage_declares_params_exactly_when_it_reads_params_yaml(name):
+    reads, declares = reads_params_file(name), bool(declared_params(stages()[name]))
+    assert reads == declares, (f"dvc.yaml stage {name!r} " + ("reads params.yaml without declaring params" if reads
+                               else "declares params but reads only the files configure wrote"))
 
 
 @pytest.mark.parametrize("name", sorted(n for n in stages() if reads_params_file(n)
