@@ -6,8 +6,9 @@ A method variant (`type: sgdrop` under another name) starts from its base method
 lists only what differs. Tests and scripts start from the shipped file (`params_with`).
 
 Errors name the key, the allowed range or the valid names, and the fix. A run's resolved
-configuration (`RunConfig`) is what one training run sees: the shared sections plus its own
-method's parameters, so that a change to one method's params changes only that method's runs.
+configuration (`RunConfig`) is what one training run sees: its setup's sections (this file with
+the setup's keys applied) plus its own method's parameters, so that a change to one method's
+params, or to one setup, changes only those runs.
 """
 from __future__ import annotations
 
@@ -221,7 +222,7 @@ class Params(Strict):
 
     @field_validator("setups")
     @classmethod
-    def _setup_names(cls, setups: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    def _setup_names(cls, setups: dict[str, dict[str, Any]], info) -> dict[str, dict[str, Any]]:
         if not setups:
             raise ValueError("must name at least one setup (e.g. `my-setup: {}` runs this file's settings)")
         for name, keys in setups.items():
@@ -231,8 +232,12 @@ class Params(Strict):
             shared = [f"{section}.{key}" for section, keys_ in MATRIX_KEYS.items() for key in keys_
                       if key in (keys.get(section) or {})] + [k for k in ("setups", "bench") if k in keys]
             if shared:
-                raise ValueError(f"setup {name!r} sets {', '.join(shared)}, which every setup shares "
-                                 "(the dvc.yaml matrix): set it at the top level")
+                raise ValueError(f"setup {name!r} sets {', '.join(shared)}, which every setup shares (the "
+                                 "dvc.yaml matrix, and the bench stage's own section): set it at the top level")
+            new = sorted(set(keys.get("methods") or {}) - set(info.data.get("methods") or {}))
+            if new:
+                raise ValueError(f"setup {name!r} defines methods {', '.join(new)}, which no run would use: a "
+                                 "setup changes the params of the methods defined under the top-level methods:")
         return setups
 
     def setup(self, name: str) -> "Params":
@@ -259,7 +264,7 @@ class Params(Strict):
         try:
             METHODS.check(kind)
         except ValueError as err:
-            raise ParamsError(f"params.yaml methods.{name}: {err} (set `type:` to one of them)") from None
+            raise ParamsError(f"params.yaml key 'methods.{name}': {err} (set `type:` to one of them)") from None
         cls = METHODS.get(kind)
         inherited = {key: getattr(self, key) for key in cls.shared_params if key not in entry}
         try:

@@ -7,6 +7,7 @@ result is validated before params.yaml is written, and `git diff params.yaml` sh
 """
 from __future__ import annotations
 
+import json
 from collections.abc import MutableMapping
 from io import StringIO
 from pathlib import Path
@@ -27,8 +28,8 @@ def apply_preset(params: MutableMapping, preset: MutableMapping, top: bool = Tru
         if isinstance(value, MutableMapping) and isinstance(params.get(key), MutableMapping) \
                 and not (top and key in REPLACED):
             apply_preset(params[key], value, top=False)
-        else:
-            params[key] = value
+        else:  # a copy sharing nothing: YAML merge keys (`<<: *imagenette`) share one object between
+            params[key] = json.loads(json.dumps(value))  # setups, which the dump would tie together as anchors
     return params
 
 

@@ -100,7 +100,7 @@ def test_the_import_reader_follows_function_level_and_from_imports():
 
 # ---- params: each stage declares the params.yaml keys it reads ----
 
-READS_PARAMS_FILE = ("params_or_exit", "load_params", "load_params_text")
+READS_PARAMS_FILE = ("params_or_exit", "load_params", "load_params_text", "params_with")
 
 
 def reads_params_file(name: str) -> bool:

@@ -70,15 +70,19 @@ def test_setup_names_are_checked(setups, expected):
 
 
 def test_the_paper_study_preset_is_valid_and_names_table_12():
-    """params/paper-study.yaml: 5 datasets x 3 architectures, Table 12's rho per pair."""
+    """params/paper-study.yaml: 5 datasets x 3 architectures plus CIFAR-10 and STL10, Table 12's
+    settings per pair."""
     shipped = yaml.safe_load((ROOT / "params.yaml").read_text())
     params = parse_params(apply_preset(shipped, yaml.safe_load((ROOT / "params" / "paper-study.yaml").read_text())))
-    assert len(params.setups) == 15
+    assert len(params.setups) == 17
     rho = {name: params.setup(name).method_spec("sgdrop").params["rho"] for name in params.setups}
     assert rho["imagenette-convnext_tiny"] == rho["imagewoof-convnext_tiny"] == 0.1
     assert rho["rsicd-convnext_tiny"] == rho["resisc45-convnext_tiny"] == rho["patternnet-convnext_tiny"] == 0.05
     assert {rho[f"{d}-{a}"] for d in ("imagenette", "rsicd") for a in ("vgg16", "resnet50")} == {0.01}
-    assert len(params.cells()) == 15 * 7 * 3
+    assert len(params.cells()) == 17 * 7 * 3
+    stl10, cifar = params.setup("stl10-vgg9"), params.setup("cifar10-cifarnet")
+    assert (stl10.train.lr, stl10.train.epochs, cifar.train.lr, cifar.train.epochs) == (0.00005, 80, 0.0001, 100)
+    assert params.setup("rsicd-vgg16").data.dataset == "rsicd"  # the name the paper's tables use
 
 
 def test_applying_a_preset_keeps_the_comments_and_replaces_the_setups(tmp_path):
@@ -89,9 +93,10 @@ def test_applying_a_preset_keeps_the_comments_and_replaces_the_setups(tmp_path):
     target.write_text((ROOT / "params.yaml").read_text())
     result = CliRunner().invoke(main, [str(ROOT / "params" / "paper-study.yaml"), "--params", str(target)])
     assert result.exit_code == 0, result.output
-    assert "315 training runs in 15 setup(s)" in result.output
+    assert "357 training runs in 17 setup(s)" in result.output
     text = target.read_text()
     assert "# SGDrop's drop rate" in text  # the shipped file's comments survive
+    assert "&id" not in text and "*id" not in text  # no setup shares an object with another (dvc exp run -S)
     params = parse_params(yaml.safe_load(text))
     assert "default" not in params.setups and params.train.epochs == 80
     resnet = params.setup("imagewoof-resnet50")
@@ -105,3 +110,17 @@ PRESETS = sorted([*ROOT.glob("params/*.yaml"), *ROOT.glob("reports/results/*/pre
 def test_every_shipped_preset_applies_to_a_valid_params_file(preset):
     shipped = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert parse_params(apply_preset(shipped, yaml.safe_load(preset.read_text()))).cells()
+
+
+def test_a_setup_cannot_define_a_method_of_its_own():
+    with pytest.raises(ParamsError, match="setup 'bad' defines methods mine, which no run would use"):
+        tiny_params(setups={"default": {}, "bad": {"methods": {"mine": {"type": "sgdrop"}}}})
+    params = tiny_params(train={"methods": ["sgdrop"], "seeds": [0]},
+                         setups={"default": {}, "other": {"methods": {"sgdrop": {"rho": 0.05}}}})
+    assert [c.method.params["rho"] for c in run_configs(params)] == [0.01, 0.05]
+
+
+def test_a_bad_method_entry_in_a_setup_names_the_setup():
+    with pytest.raises(ParamsError, match="setup 'bad', key 'methods.sgdrop.rho'"):
+        tiny_params(train={"methods": ["sgdrop"]},
+                    setups={"default": {}, "bad": {"methods": {"sgdrop": {"rho": 2}}}})

@@ -138,16 +138,22 @@ DATASETS.register("imagenette")(_imagenet_subset("imagenette"))
 DATASETS.register("imagewoof")(_imagenet_subset("imagewoof"))
 
 
-@DATASETS.register("imagefolder")
-def imagefolder_source(params) -> Source:
-    """Generic class folders (RESISC45, PatternNet, RSICD, UC-Merced, ...): uses the tree's
-    train/val/test folders when it has them, else splits it here."""
-    root = _root(params, "imagefolder")
-    split_folders = {Path(p).parts[-3] for p in list_images(root)[:1000] if len(Path(p).parts) >= 3}
-    split_map = ({s: s for s in ("train", "val", "test")}
-                 if {"train", "test"} <= split_folders or {"train", "val"} <= split_folders else None)
-    return folder_source("imagefolder", root, params, split_map=split_map,
-                         mean=IMAGENET_MEAN, std=IMAGENET_STD)
+def _class_folders(name: str):
+    """Class folders under $OVERFOCUS_DATA/<name> (or data.root): uses the tree's train/val/test
+    folders when it has them, else splits it here."""
+    def make(params) -> Source:
+        root = _root(params, name)
+        split_folders = {Path(p).parts[-3] for p in list_images(root)[:1000] if len(Path(p).parts) >= 3}
+        split_map = ({s: s for s in ("train", "val", "test")}
+                     if {"train", "test"} <= split_folders or {"train", "val"} <= split_folders else None)
+        return folder_source(name, root, params, split_map=split_map, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    return make
+
+
+# Any class-folder tree (UC-Merced, ...), and the SGDrop paper's remote-sensing sets by the names
+# its tables use, so that the report finds the paper's values beside ours
+for _name in ("imagefolder", "rsicd", "resisc45", "patternnet"):
+    DATASETS.register(_name)(_class_folders(_name))
 
 
 def _torchvision_source(name: str, params, dataset_cls, splits: dict[str, dict], mean, std) -> Source:
