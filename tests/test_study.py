@@ -83,6 +83,9 @@ def test_the_paper_study_preset_is_valid_and_names_table_12():
     stl10, cifar = params.setup("stl10-vgg9"), params.setup("cifar10-cifarnet")
     assert (stl10.train.lr, stl10.train.epochs, cifar.train.lr, cifar.train.epochs) == (0.00005, 80, 0.0001, 100)
     assert params.setup("rsicd-vgg16").data.dataset == "rsicd"  # the name the paper's tables use
+    transfers = {name: params.setup(name).transfer for name in params.setups}
+    assert [n for n, t in transfers.items() if t.enabled] == ["resisc45-vgg16"]  # Table 5
+    assert transfers["resisc45-vgg16"].data.dataset == "rsicd"
 
 
 def test_applying_a_preset_keeps_the_comments_and_replaces_the_setups(tmp_path):
