@@ -6,24 +6,17 @@ from pathlib import Path
 import click
 
 from pipeline_lib.attribution.extract import extract_maps, save_maps
-from pipeline_lib.config import RunConfig, read_stage_params
+from pipeline_lib.config import RunConfig
 from pipeline_lib.data.loader import Normalizer, load_split, with_ground_truth_first
-from pipeline_lib.io import read_json
 from pipeline_lib.reporting.overlay import overlay_grid
 from pipeline_lib.training.loop import load_trained
-from stages.common import one_line_errors
+from stages.common import run_stage
 
 
 @click.command()
-@click.option("--config", "config_file", type=click.Path(exists=True, path_type=Path), required=True)
-@click.option("--shards", type=click.Path(exists=True, path_type=Path), required=True,
-              help="the setup's shards, data/shards/<setup>/main")
-@click.option("--params", "params_file", type=click.Path(exists=True, path_type=Path), required=True,
-              help="configs/<setup>/attribute.json, written by stages.configure")
-@one_line_errors
-def main(config_file: Path, shards: Path, params_file: Path) -> None:
-    params = read_stage_params(params_file).attribute
-    cfg = RunConfig(**read_json(config_file))
+@run_stage("attribute")
+def main(cfg: RunConfig, shards: Path, params) -> None:
+    params = params.attribute
     model = load_trained(cfg, shards)
     device = next(model.parameters()).device
     data = with_ground_truth_first(load_split(shards, params.split, cfg.loader.image_size), params.max_images,

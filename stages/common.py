@@ -5,11 +5,13 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from pathlib import Path
 
 import click
 
-from pipeline_lib.config import Params, load_params
+from pipeline_lib.config import Params, RunConfig, load_params, read_stage_params
 from pipeline_lib.errors import ClearError
+from pipeline_lib.io import read_json
 
 # FileNotFoundError: the messages of missing data, shards and checkpoints say what to run
 USER_ERRORS = (ClearError, FileNotFoundError)
@@ -24,6 +26,29 @@ def one_line_errors(command):
         except USER_ERRORS as err:
             raise click.ClickException(str(err)) from None
     return wrapper
+
+
+def stage_params_option(files: str):
+    """`--params`: the sections a per-setup stage reads (configs/<setup>/`files`), parsed."""
+    return click.option("--params", "params", type=click.Path(exists=True, path_type=Path), required=True,
+                        callback=lambda ctx, opt, path: read_stage_params(path),
+                        help=f"configs/<setup>/{files}, written by stages.configure")
+
+
+def run_stage(params_file: str | None = None):
+    """The options every per-run stage shares, parsed: `--config` (the run's config, a RunConfig),
+    `--shards` (its setup's shards) and, with `params_file` (the stage's file name under
+    configs/<setup>/), `--params` (the sections the stage reads); then `one_line_errors`."""
+    def decorate(command):
+        command = one_line_errors(command)
+        if params_file:
+            command = stage_params_option(f"{params_file}.json")(command)
+        command = click.option("--shards", type=click.Path(exists=True, path_type=Path), required=True,
+                               help="the setup's shards, data/shards/<setup>/main")(command)
+        return click.option("--config", "cfg", type=click.Path(exists=True, path_type=Path), required=True,
+                            callback=lambda ctx, opt, path: RunConfig(**read_json(path)),
+                            help="the run's config, configs/<setup>/<method>/seed<k>.json")(command)
+    return decorate
 
 
 def params_or_exit(path: str = "params.yaml") -> Params:

@@ -5,23 +5,16 @@ from pathlib import Path
 
 import click
 
-from pipeline_lib.config import RunConfig, read_stage_params
-from pipeline_lib.io import read_json, write_json
+from pipeline_lib.config import RunConfig
+from pipeline_lib.io import write_json
 from pipeline_lib.metrics.run_metrics import run_metrics
 from pipeline_lib.training.loop import load_trained
-from stages.common import one_line_errors
+from stages.common import run_stage
 
 
 @click.command()
-@click.option("--config", "config_file", type=click.Path(exists=True, path_type=Path), required=True)
-@click.option("--shards", type=click.Path(exists=True, path_type=Path), required=True,
-              help="the setup's shards, data/shards/<setup>/main")
-@click.option("--params", "params_file", type=click.Path(exists=True, path_type=Path), required=True,
-              help="configs/<setup>/evaluate.json, written by stages.configure")
-@one_line_errors
-def main(config_file: Path, shards: Path, params_file: Path) -> None:
-    params = read_stage_params(params_file)
-    cfg = RunConfig(**read_json(config_file))
+@run_stage("evaluate")
+def main(cfg: RunConfig, shards: Path, params) -> None:
     model, method = load_trained(cfg, shards, with_method=True)
     metrics = run_metrics(model, cfg, shards, params.evaluate, params.attribute.split,
                           params.attribute.max_images, method)

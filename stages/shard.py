@@ -6,19 +6,16 @@ from pathlib import Path
 
 import click
 
-from pipeline_lib.config import read_stage_params
 from pipeline_lib.data import DATASETS
 from pipeline_lib.data.shards import write_shards
-from stages.common import one_line_errors, show_progress
+from stages.common import one_line_errors, show_progress, stage_params_option
 
 
 @click.command()
-@click.option("--params", "params_file", type=click.Path(exists=True, path_type=Path), required=True,
-              help="configs/<setup>/shard_main.json or shard_transfer.json, written by stages.configure")
+@stage_params_option("shard_main.json or shard_transfer.json")
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @one_line_errors
-def main(params_file: Path, out: Path) -> None:
-    params = read_stage_params(params_file)
+def main(params, out: Path) -> None:
     data = params.data
     source = DATASETS.get(data.dataset)(data)
     manifest = write_shards(source, out, params={"data": data.model_dump(), "shard": params.shard.model_dump()},

@@ -7,18 +7,13 @@ import click
 import torch
 
 from pipeline_lib.config import RunConfig
-from pipeline_lib.io import read_json
 from pipeline_lib.training.loop import train
-from stages.common import one_line_errors, show_progress
+from stages.common import run_stage, show_progress
 
 
 @click.command()
-@click.option("--config", "config_file", type=click.Path(exists=True, path_type=Path), required=True)
-@click.option("--shards", type=click.Path(exists=True, path_type=Path), required=True,
-              help="the setup's shards, data/shards/<setup>/main")
-@one_line_errors
-def main(config_file: Path, shards: Path) -> None:
-    cfg = RunConfig(**read_json(config_file))
+@run_stage()
+def main(cfg: RunConfig, shards: Path) -> None:
     try:
         final = train(cfg, shards, cfg.run_dir, progress=show_progress())
     except torch.OutOfMemoryError:

@@ -5,25 +5,18 @@ from pathlib import Path
 
 import click
 
-from pipeline_lib.config import RunConfig, read_stage_params
-from pipeline_lib.io import read_json, write_json
+from pipeline_lib.config import RunConfig
+from pipeline_lib.io import write_json
 from pipeline_lib.training.loop import load_trained
 from pipeline_lib.training.transfer import transfer
-from stages.common import one_line_errors
+from stages.common import run_stage
 
 
 @click.command()
-@click.option("--config", "config_file", type=click.Path(exists=True, path_type=Path), required=True)
-@click.option("--shards", type=click.Path(exists=True, path_type=Path), required=True,
-              help="the setup's shards, data/shards/<setup>/main")
+@run_stage("transfer")
 @click.option("--target", type=click.Path(exists=True, path_type=Path), required=True,
               help="the setup's transfer shards, data/shards/<setup>/transfer")
-@click.option("--params", "params_file", type=click.Path(exists=True, path_type=Path), required=True,
-              help="configs/<setup>/transfer.json, written by stages.configure")
-@one_line_errors
-def main(config_file: Path, shards: Path, target: Path, params_file: Path) -> None:
-    params = read_stage_params(params_file)
-    cfg = RunConfig(**read_json(config_file))
+def main(cfg: RunConfig, shards: Path, target: Path, params) -> None:
     out = cfg.run_dir / "transfer.json"
     if not params.transfer.enabled:
         write_json(out, {"enabled": False})
