@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Literal
@@ -451,13 +452,26 @@ def _check_split(params: Params) -> None:
                           f"{params.attribute.split!r}; use one of {', '.join(splits)}")
 
 
-def merged(base: dict, overrides: dict) -> dict:
-    """`base` with `overrides` applied key by key, recursing into sections."""
-    out = dict(base)
+# A study's setups are its own: overrides that name setups replace the file's, never add to them
+REPLACED_WHOLE = ("setups",)
+
+
+def overlay(base: MutableMapping, overrides: Mapping, top: bool = True) -> MutableMapping:
+    """`base` with `overrides` applied in place, key by key, recursing into sections (a YAML
+    round-trip mapping keeps its comments). Values are copied sharing nothing: YAML merge keys
+    (`<<: *imagenette`) share one object between setups, which a dump would tie together."""
     for key, value in overrides.items():
-        both_sections = isinstance(value, dict) and isinstance(base.get(key), dict)
-        out[key] = merged(base[key], value) if both_sections else value
-    return out
+        if isinstance(value, Mapping) and isinstance(base.get(key), MutableMapping) \
+                and not (top and key in REPLACED_WHOLE):
+            overlay(base[key], value, top=False)
+        else:
+            base[key] = json.loads(json.dumps(value))
+    return base
+
+
+def merged(base: Mapping, overrides: Mapping) -> dict:
+    """A copy of `base` with `overrides` applied (`overlay`)."""
+    return overlay(json.loads(json.dumps(base)), overrides)
 
 
 def params_with(overrides: dict[str, Any] | None = None, path: str | os.PathLike = PARAMS_FILE) -> Params:

@@ -24,10 +24,7 @@ def tiny_raw(**overrides) -> dict:
     """The shipped params.yaml as a dict, shrunk by TINY, with the test's own overrides on top
     (`setups` replaces the shipped setups)."""
     shipped = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
-    raw = merged(shipped, merged(TINY, overrides))
-    if "setups" in overrides:
-        raw["setups"] = overrides["setups"]
-    return raw
+    return merged(shipped, merged(TINY, overrides))
 
 
 def tiny_params(**overrides):

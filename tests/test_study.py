@@ -7,8 +7,7 @@ import pytest
 
 import yaml
 
-from pipeline_lib.config import ParamsError, merged, parse_params, run_configs
-from scripts.apply_preset import apply_preset
+from pipeline_lib.config import ParamsError, merged, overlay, parse_params, run_configs
 from tests.conftest import tiny_params
 from tests.dvc_workspace import ran, repro, workspace, write_params
 
@@ -73,7 +72,7 @@ def test_the_paper_study_preset_is_valid_and_names_table_12():
     """params/paper-study.yaml: 5 datasets x 3 architectures plus CIFAR-10 and STL10, Table 12's
     settings per pair."""
     shipped = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params = parse_params(apply_preset(shipped, yaml.safe_load((ROOT / "params" / "paper-study.yaml").read_text())))
+    params = parse_params(overlay(shipped, yaml.safe_load((ROOT / "params" / "paper-study.yaml").read_text())))
     assert len(params.setups) == 17
     rho = {name: params.setup(name).method_spec("sgdrop").params["rho"] for name in params.setups}
     assert rho["imagenette-convnext_tiny"] == rho["imagewoof-convnext_tiny"] == 0.1
@@ -111,7 +110,7 @@ PRESETS = sorted([*ROOT.glob("params/*.yaml"), *ROOT.glob("reports/results/*/pre
 
 @pytest.mark.parametrize("preset", PRESETS, ids=[p.relative_to(ROOT).as_posix() for p in PRESETS])
 def test_every_shipped_preset_applies_to_a_valid_params_file(preset):
-    raw = apply_preset(yaml.safe_load((ROOT / "params.yaml").read_text()), yaml.safe_load(preset.read_text()))
+    raw = overlay(yaml.safe_load((ROOT / "params.yaml").read_text()), yaml.safe_load(preset.read_text()))
     if raw["data"]["boxes_csv"] and not (ROOT / raw["data"]["boxes_csv"]).is_file():
         raw["data"]["boxes_csv"] = None  # the shared data is not beside every checkout; the rest is checked
     assert parse_params(raw).cells()
