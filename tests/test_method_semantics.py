@@ -84,3 +84,17 @@ def test_sgqn_auxiliary_head_learns_the_saliency_mask():
     head = m.extra_modules["aux_head"]
     assert head.weight.grad is not None and head.weight.grad.abs().sum() > 0
     assert m.last["aux_bce"] > 0
+
+
+@pytest.mark.parametrize("name, params", [("dropout", {"p": 0.3}), ("spatial_dropout", {"p": 0.25}),
+                                          ("dropblock", {"p": 0.2, "block_size": 3})])
+def test_a_random_dropout_logs_the_fraction_it_actually_dropped(name, params):
+    z = torch.rand(32, 16, 12, 12) + 0.5
+    z[:, :, :2] = 0  # post-ReLU zeros are not drops
+    m, model = method(name, **params)
+    torch.manual_seed(1)
+    out = m.features(z, None, None, model)
+    live = z != 0
+    actual = ((out == 0) & live).sum().item() / live.sum().item()
+    assert float(m.last["dropped_fraction"]) == pytest.approx(actual)
+    assert actual == pytest.approx(params["p"], abs=0.1)

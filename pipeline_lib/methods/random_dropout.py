@@ -25,8 +25,12 @@ class _LatentDropout(Method):
         raise NotImplementedError
 
     def features(self, z, x, y, model):
-        self.last = {"dropped_fraction": self.params.p}
-        return self.drop(z, self.params)
+        out = self.drop(z, self.params)
+        # the rate realised, not the nominal p: the mask is independent of z, so the share of the
+        # nonzero features it zeroed estimates it (DropBlock's rate depends on the map's size)
+        live = z != 0
+        self.last = {"dropped_fraction": (live & (out == 0)).sum() / live.sum().clamp_min(1)}
+        return out
 
 
 @METHODS.register("dropout")
