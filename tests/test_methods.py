@@ -4,7 +4,7 @@ import torch
 
 from pipeline_lib.methods import METHODS, build_method
 from pipeline_lib.methods.camdrop import camdrop_masks, candidate_masks
-from pipeline_lib.methods.excitation_dropout import contrastive_mwp, retain_probability
+from pipeline_lib.methods.excitation_dropout import retain_probability, winning_probability
 from pipeline_lib.methods.focused_dropout import FocusedDropout, focused_mask
 from pipeline_lib.methods.reldrop import block_mask, pixel_mask
 from pipeline_lib.methods.saliency_training import lowest_saliency_mask
@@ -59,34 +59,79 @@ def test_retain_probability_matches_the_paper_at_its_anchor_points():
     assert torch.allclose(p[0], torch.full((n,), base)) and p[1, -1] == 0 and (p[1, :-1] == 1).all()
 
 
-def test_excitation_dropout_drops_salient_neurons_more_often():
+def excitation_dropout(model, **params):
+    spec = tiny_params(train={"methods": ["excitation_dropout"]},
+                       methods={"excitation_dropout": params}).method_spec("excitation_dropout")
+    return build_method(spec, model=model, num_classes=2, image_size=32, epochs=1)
+
+
+def output_layer(weight):
+    model = type("M", (), {})()
+    model.head = type("H", (), {"fc": torch.nn.Linear(weight.shape[1], weight.shape[0])})()
+    model.head.fc.weight.data = weight
+    return model
+
+
+def test_winning_probability_is_excitation_backprop_through_the_output_layer():
+    h = torch.tensor([[1.0, 2.0, 0.0, 3.0], [0.0, 0.0, 0.0, 0.0]])
+    weight = torch.tensor([[0.5, -1.0, 2.0, 0.5]])
+    y = torch.zeros(2, dtype=torch.long)
+    mwp = winning_probability(h, weight, y)
+    assert torch.allclose(mwp[0], torch.tensor([0.5, 0.0, 0.0, 1.5]) / 2.0)  # h_j W+_yj / sum
+    assert torch.allclose(mwp[1], torch.full((4,), 0.25))  # no evidence: uniform
+    # contrastive: MWP minus the MWP through -W (all on neuron 1 here), clipped, renormalised
+    c_mwp = winning_probability(h, weight, y, contrastive=True)
+    assert torch.allclose(c_mwp[0], mwp[0])
+    h[0, 0] = 10.0
+    assert winning_probability(h, weight, y, contrastive=True)[0, 1] == 0
+
+
+@pytest.mark.parametrize("saliency", ["mwp", "c_mwp"])
+def test_excitation_dropout_drops_salient_neurons_more_often(saliency):
     torch.manual_seed(0)
     weight = torch.zeros(2, 10)
     weight[0] = torch.linspace(0.1, 1.0, 10)  # class 0 weighs neuron j more as j grows
     h = torch.ones(4000, 10)
     y = torch.zeros(4000, dtype=torch.long)
-    s = contrastive_mwp(h, weight, y)
+    s = winning_probability(h, weight, y, contrastive=saliency == "c_mwp")
     assert torch.allclose(s.sum(1), torch.ones(4000))
-    model = type("M", (), {})()
-    model.head = type("H", (), {"fc": torch.nn.Linear(10, 2)})()
-    model.head.fc.weight.data = weight
-    ed = build_method(tiny_params(**{"train": {"methods": ["excitation_dropout"]}}).method_spec("excitation_dropout"),
-                      model=model, num_classes=2, image_size=32, epochs=1)
-    out = ed.penultimate(h, y, model)
+    model = output_layer(weight)
+    out = excitation_dropout(model, saliency=saliency).penultimate(h, y, model)
     drop_rate = (out == 0).float().mean(0)
     assert drop_rate[-1] > drop_rate[0] + 0.2
     assert torch.corrcoef(torch.stack([drop_rate, s[0]]))[0, 1] > 0.95
+
+
+def test_excitation_dropout_rescales_each_sample_by_its_kept_fraction():
+    """The authors' code divides a sample's kept neurons by the fraction kept, one bounded factor
+    per sample; dividing each neuron by its own retain probability is unbounded as it goes to 0."""
+    torch.manual_seed(0)
+    n = 50
+    weight = torch.zeros(2, n)
+    weight[0, 0] = 1.0  # neuron 0 carries nearly all the evidence: its retain probability is tiny
+    weight[0, 1:] = 1e-4
+    h = torch.rand(2000, n) + 0.5
+    y = torch.zeros(2000, dtype=torch.long)
+    model = output_layer(weight)
+    out = excitation_dropout(model).penultimate(h, y, model)
     kept = out != 0
-    scaled = h / retain_probability(s, 0.5)
-    assert torch.allclose(out[kept], scaled[kept])  # kept neurons are divided by their retain probability
-    capped = build_method(tiny_params(**{"train": {"methods": ["excitation_dropout"]},
-                                        "methods": {"excitation_dropout": {"max_scale": 2.5}}}
-                                       ).method_spec("excitation_dropout"), model=model, num_classes=2,
-                          image_size=32, epochs=1)
-    out = capped.penultimate(h, y, model)
-    kept = out != 0
-    assert out.max() <= 2.5 and torch.allclose(out[kept], scaled.clamp_max(2.5)[kept])
-    assert scaled[kept].max() > 2.5  # the cap acted
+    assert kept[:, 0].any()  # the rarely kept neuron was kept somewhere
+    factor = out / h
+    per_sample = kept.sum(1, keepdim=True) / n
+    assert torch.allclose(factor[kept], (1 / per_sample).expand_as(factor)[kept])
+    assert factor.max() <= n
+    retain = retain_probability(winning_probability(h, weight, y), 0.5)
+    assert (1 / retain[kept]).max() > 10 * factor.max()  # the per-neuron factor would have exploded
+
+
+def test_excitation_dropout_leaves_a_sample_with_nothing_kept_at_zero():
+    torch.manual_seed(0)
+    model = output_layer(torch.ones(2, 2))  # uniform saliency: each of 2 neurons kept with p 0.5
+    h = torch.ones(400, 2)
+    out = excitation_dropout(model).penultimate(h, torch.zeros(400, dtype=torch.long), model)
+    none_kept = (out == 0).all(1)
+    assert none_kept.any() and torch.isfinite(out).all()
+    assert set(out[~none_kept].sum(1).tolist()) == {2.0}  # the others keep their total activity
 
 
 # --- Saliency-guided training --------------------------------------------------------------------

@@ -1,22 +1,32 @@
 """Excitation Dropout (Zunino et al. 2021, "Excitation Dropout: Encouraging Plasticity in Deep
 Neural Networks", IJCV).
 
-On the N penultimate neurons h (the input of the output layer), the saliency of each neuron
-for the true class y is its contrastive marginal winning probability (c-MWP, Zhang et al.
-2016) through the output layer W:
-    P_j = h_j W+_yj / sum_k h_k W+_yk,   P~_j = h_j (-W_yj)+ / sum_k h_k (-W_yk)+,
-    s_j = max(P_j - P~_j, 0), then normalised to sum to 1 (uniform when all are 0).
-Retain probability p_j = 1 - (1 - P)(N - 1) s_j / (((1 - P) N - 1) s_j + P), P the base
-retain probability: p_j = P when s is uniform, 1 when s_j = 0, 0 when s_j = 1.
-Kept neurons are divided by p_j (inverted dropout), which keeps each neuron's expected value
-but is unbounded as p_j goes to 0: a rarely kept, highly salient neuron is then multiplied by
-up to 1 / p_j. `max_scale` caps that factor (null: uncapped). The paper's text is not among the
-study's papers (shared/papers), so where the paper bounds the rescaling is unchecked; the
-default stays uncapped until it is. Our reading: one layer of Excitation Backprop suffices
-because the dropped layer is directly below the output layer, as in the paper's fc6/fc7
-placement; saliency is taken from the online model.
+On the N penultimate neurons h (the input of the output layer W), the saliency of each neuron
+for the true class y is its marginal winning probability under Excitation Backprop (MWP, Zhang
+et al. 2018), started from a one-hot signal on y:
+    P_j = h_j W+_yj / sum_k h_k W+_yk          (uniform when every term is 0).
+Retain probability p_j = 1 - (1 - P)(N - 1) P_j / (((1 - P) N - 1) P_j + P), P the base retain
+probability: p_j = P when the saliency is uniform, 1 when P_j = 0, 0 when P_j = 1. A Bernoulli
+draw with p_j keeps or drops each neuron.
+
+The paper's text is not among the study's papers (shared/papers), so this follows the authors'
+public Caffe training script (train_with_Excitation_dropout.py, whose README cites the IJCV
+paper) where the two could differ:
+- Rescaling: each sample's kept neurons are divided by the fraction of its neurons kept, one
+  factor per sample, so the layer's total activity is preserved. It is bounded by N (one neuron
+  kept) and near 1 / P in practice. The per-neuron inverted-dropout factor 1 / p_j, the obvious
+  alternative, is unbounded as p_j goes to 0: a rarely kept, highly salient neuron would be
+  multiplied by up to 1 / p_j. We do not offer it.
+- Saliency: the script backpropagates a one-hot signal in plain Excitation Backprop mode, so
+  `saliency: mwp` is the default. `c_mwp` is the contrastive variant of Zhang et al. (MWP for y
+  minus MWP through the negated weights, clipped at 0, renormalised).
+One layer of Excitation Backprop suffices here because the dropped layer is directly below the
+output layer (the script drops ip1 under two fully connected layers); saliency is taken from the
+online model.
 """
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from pydantic import Field
@@ -25,16 +35,22 @@ from pipeline_lib.strict import Strict
 from pipeline_lib.methods import METHODS, Method
 
 
-def contrastive_mwp(h: torch.Tensor, weight: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """(B, N) c-MWP saliency of the penultimate neurons, summing to 1 per sample."""
-    w = weight[y].to(h.dtype)
-    pos = h * w.clamp_min(0)
-    neg = h * (-w).clamp_min(0)
-    tiny = torch.finfo(h.dtype).tiny
-    s = (pos / pos.sum(1, keepdim=True).clamp_min(tiny) - neg / neg.sum(1, keepdim=True).clamp_min(tiny)).clamp_min(0)
+def _normalised(s: torch.Tensor) -> torch.Tensor:
+    """Each row divided by its sum; uniform where the sum is 0."""
     total = s.sum(1, keepdim=True)
     uniform = torch.full_like(s, 1.0 / s.shape[1])
-    return torch.where(total > 0, s / total.clamp_min(tiny), uniform)
+    return torch.where(total > 0, s / total.clamp_min(torch.finfo(s.dtype).tiny), uniform)
+
+
+def winning_probability(h: torch.Tensor, weight: torch.Tensor, y: torch.Tensor,
+                        contrastive: bool = False) -> torch.Tensor:
+    """(B, N) MWP (or c-MWP) saliency of the non-negative penultimate neurons h, summing to 1 per
+    sample."""
+    w = weight[y].to(h.dtype)
+    mwp = _normalised(h * w.clamp_min(0))
+    if not contrastive:
+        return mwp
+    return _normalised((mwp - _normalised(h * (-w).clamp_min(0))).clamp_min(0))
 
 
 def retain_probability(s: torch.Tensor, base: float) -> torch.Tensor:
@@ -48,15 +64,14 @@ class ExcitationDropout(Method):
 
     class Params(Strict):
         base_retain: float = Field(gt=0, lt=1)
-        max_scale: float | None = Field(ge=1)
+        saliency: Literal["mwp", "c_mwp"]
 
     def penultimate(self, h, y, model):
         with torch.no_grad():
-            keep_p = retain_probability(contrastive_mwp(h.detach().clamp_min(0), model.head.fc.weight, y),
-                                        self.params.base_retain).clamp(0, 1)
-            mask = torch.bernoulli(keep_p)
-        self.last = {"dropped_fraction": 1 - mask.mean()}
-        scale = 1 / keep_p.clamp_min(1e-12)
-        if self.params.max_scale is not None:
-            scale = scale.clamp_max(self.params.max_scale)
-        return torch.where(mask > 0, h * scale, torch.zeros_like(h))
+            s = winning_probability(h.detach().clamp_min(0), model.head.fc.weight, y,
+                                    contrastive=self.params.saliency == "c_mwp")
+            mask = torch.bernoulli(retain_probability(s, self.params.base_retain).clamp(0, 1))
+            kept = mask.mean(1, keepdim=True)
+        self.last = {"dropped_fraction": 1 - kept.mean()}
+        # a sample with nothing kept stays all zeros instead of dividing by 0
+        return h * mask / kept.clamp_min(1 / mask.shape[1])
