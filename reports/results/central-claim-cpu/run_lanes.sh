@@ -5,7 +5,8 @@
 # checkout's tracked files with the preset applied to params.yaml; configure and shard
 # run there once, then each lane trains, attributes and evaluates its runs one after the other
 # with exactly the commands of dvc.yaml's stages. A finished run is skipped, an interrupted one
-# resumes from its checkpoint. THREADS (default 1) sets each lane's torch threads.
+# resumes from its checkpoint. THREADS (default 1) sets each lane's torch threads. PRESETS (default
+# this folder's preset.yaml) lists the presets applied, in order.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../../.." && pwd)
 WORK=$(mkdir -p "$1" && cd "$1" && pwd)
@@ -13,10 +14,12 @@ shift
 export OMP_NUM_THREADS=${THREADS:-1} MKL_NUM_THREADS=${THREADS:-1}
 if [ ! -f "$WORK/params.yaml" ]; then
   (cd "$REPO" && git ls-files -z | xargs -0 cp --parents -t "$WORK")
-  (cd "$WORK" && python -m scripts.apply_preset reports/results/central-claim-cpu/preset.yaml)
+  for preset in ${PRESETS:-reports/results/central-claim-cpu/preset.yaml}; do
+    (cd "$WORK" && python -m scripts.apply_preset "$preset")
+  done
 fi
 cd "$WORK"
-S=imagenette64-vgg16
+S=$(python -c "import yaml; print(*yaml.safe_load(open('params.yaml'))['setups'])")
 [ -f configs/$S/shard_main.json ] || python -m stages.configure --out configs
 [ -f data/shards/$S/main/manifest.json ] || python -m stages.shard --params configs/$S/shard_main.json --out data/shards/$S/main
 mkdir -p logs
