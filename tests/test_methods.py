@@ -124,6 +124,19 @@ def test_excitation_dropout_rescales_each_sample_by_its_kept_fraction():
     assert (1 / retain[kept]).max() > 10 * factor.max()  # the per-neuron factor would have exploded
 
 
+def test_excitation_dropout_per_neuron_rescaling_divides_by_each_retain_probability():
+    torch.manual_seed(0)
+    weight = torch.zeros(2, 10)
+    weight[0] = torch.linspace(0.1, 1.0, 10)
+    h = torch.rand(500, 10) + 0.5
+    y = torch.zeros(500, dtype=torch.long)
+    model = output_layer(weight)
+    out = excitation_dropout(model, rescale="neuron").penultimate(h, y, model)
+    kept = out != 0
+    retain = retain_probability(winning_probability(h, weight, y), 0.5)
+    assert torch.allclose(out[kept], (h / retain)[kept])
+
+
 def test_excitation_dropout_leaves_a_sample_with_nothing_kept_at_zero():
     torch.manual_seed(0)
     model = output_layer(torch.ones(2, 2))  # uniform saliency: each of 2 neurons kept with p 0.5

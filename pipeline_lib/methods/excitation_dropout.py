@@ -12,11 +12,15 @@ draw with p_j keeps or drops each neuron.
 The paper's text is not among the study's papers (shared/papers), so this follows the authors'
 public Caffe training script (train_with_Excitation_dropout.py, whose README cites the IJCV
 paper) where the two could differ:
-- Rescaling: each sample's kept neurons are divided by the fraction of its neurons kept, one
-  factor per sample, so the layer's total activity is preserved. It is bounded by N (one neuron
-  kept) and near 1 / P in practice. The per-neuron inverted-dropout factor 1 / p_j, the obvious
-  alternative, is unbounded as p_j goes to 0: a rarely kept, highly salient neuron would be
-  multiplied by up to 1 / p_j. We do not offer it.
+- Rescaling: `rescale: sample` (the default) divides each sample's kept neurons by the fraction
+  of its neurons kept, one factor per sample, as the script does; it is bounded by N (one neuron
+  kept) and near 1 / P in practice. Since the salient neurons are the ones dropped, the true
+  class's evidence falls in expectation, which is the method's pressure to find other paths.
+  `rescale: neuron` divides each kept neuron by its own retain probability (inverted dropout, as
+  third-party reimplementations do, and this pipeline did before): every neuron keeps its expected
+  value, but the factor is unbounded as p_j goes to 0, so a rarely kept, highly salient neuron is
+  multiplied by up to 1 / p_j. On the embedded benchmark (tinyvgg, whose penultimate neurons are
+  its pooled channels) the two differ sharply: see reports/results/embedded-benchmark/README.md.
 - Saliency: the script backpropagates a one-hot signal in plain Excitation Backprop mode, so
   `saliency: mwp` is the default. `c_mwp` is the contrastive variant of Zhang et al. (MWP for y
   minus MWP through the negated weights, clipped at 0, renormalised).
@@ -65,13 +69,17 @@ class ExcitationDropout(Method):
     class Params(Strict):
         base_retain: float = Field(gt=0, lt=1)
         saliency: Literal["mwp", "c_mwp"]
+        rescale: Literal["sample", "neuron"]
 
     def penultimate(self, h, y, model):
         with torch.no_grad():
             s = winning_probability(h.detach().clamp_min(0), model.head.fc.weight, y,
                                     contrastive=self.params.saliency == "c_mwp")
-            mask = torch.bernoulli(retain_probability(s, self.params.base_retain).clamp(0, 1))
+            keep_p = retain_probability(s, self.params.base_retain).clamp(0, 1)
+            mask = torch.bernoulli(keep_p)
             kept = mask.mean(1, keepdim=True)
         self.last = {"dropped_fraction": 1 - kept.mean()}
-        # a sample with nothing kept stays all zeros instead of dividing by 0
-        return h * mask / kept.clamp_min(1 / mask.shape[1])
+        # the clamps only avoid 0 / 0: a sample with nothing kept stays all zeros, and a neuron
+        # with retain probability 0 is never kept
+        divisor = kept.clamp_min(1 / mask.shape[1]) if self.params.rescale == "sample" else keep_p.clamp_min(1e-12)
+        return h * mask / divisor
