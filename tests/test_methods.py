@@ -73,30 +73,23 @@ def output_layer(weight):
 
 
 def test_winning_probability_is_excitation_backprop_through_the_output_layer():
-    h = torch.tensor([[1.0, 2.0, 0.0, 3.0], [0.0, 0.0, 0.0, 0.0]])
-    weight = torch.tensor([[0.5, -1.0, 2.0, 0.5]])
-    y = torch.zeros(2, dtype=torch.long)
-    mwp = winning_probability(h, weight, y)
+    h = torch.tensor([[1.0, 2.0, 0.0, 3.0], [1.0, 2.0, 0.0, 3.0]])
+    weight = torch.tensor([[0.5, -1.0, 2.0, 0.5], [-1.0, -1.0, 1.0, -1.0]])
+    mwp = winning_probability(h, weight, torch.tensor([0, 1]))
     assert torch.allclose(mwp[0], torch.tensor([0.5, 0.0, 0.0, 1.5]) / 2.0)  # h_j W+_yj / sum
-    assert torch.allclose(mwp[1], torch.full((4,), 0.25))  # no evidence: uniform
-    # contrastive: MWP minus the MWP through -W (all on neuron 1 here), clipped, renormalised
-    c_mwp = winning_probability(h, weight, y, contrastive=True)
-    assert torch.allclose(c_mwp[0], mwp[0])
-    h[0, 0] = 10.0
-    assert winning_probability(h, weight, y, contrastive=True)[0, 1] == 0
+    assert torch.allclose(mwp[1], torch.full((4,), 0.25))  # no evidence for class 1: uniform
 
 
-@pytest.mark.parametrize("saliency", ["mwp", "c_mwp"])
-def test_excitation_dropout_drops_salient_neurons_more_often(saliency):
+def test_excitation_dropout_drops_salient_neurons_more_often():
     torch.manual_seed(0)
     weight = torch.zeros(2, 10)
     weight[0] = torch.linspace(0.1, 1.0, 10)  # class 0 weighs neuron j more as j grows
     h = torch.ones(4000, 10)
     y = torch.zeros(4000, dtype=torch.long)
-    s = winning_probability(h, weight, y, contrastive=saliency == "c_mwp")
+    s = winning_probability(h, weight, y)
     assert torch.allclose(s.sum(1), torch.ones(4000))
     model = output_layer(weight)
-    out = excitation_dropout(model, saliency=saliency).penultimate(h, y, model)
+    out = excitation_dropout(model).penultimate(h, y, model)
     drop_rate = (out == 0).float().mean(0)
     assert drop_rate[-1] > drop_rate[0] + 0.2
     assert torch.corrcoef(torch.stack([drop_rate, s[0]]))[0, 1] > 0.95

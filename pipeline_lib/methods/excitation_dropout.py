@@ -21,9 +21,11 @@ paper) where the two could differ:
   value, but the factor is unbounded as p_j goes to 0, so a rarely kept, highly salient neuron is
   multiplied by up to 1 / p_j. On the embedded benchmark (tinyvgg, whose penultimate neurons are
   its pooled channels) the two differ sharply: see reports/results/embedded-benchmark/README.md.
-- Saliency: the script backpropagates a one-hot signal in plain Excitation Backprop mode, so
-  `saliency: mwp` is the default. `c_mwp` is the contrastive variant of Zhang et al. (MWP for y
-  minus MWP through the negated weights, clipped at 0, renormalised).
+- Saliency: the script backpropagates a one-hot signal in plain Excitation Backprop mode (MWP).
+  The contrastive c-MWP of Zhang et al. (MWP for y minus the MWP through the negated weights)
+  differs from it only across several layers: through the one output layer, the positive and
+  negative parts of W_y fall on disjoint neurons, so clipping the difference at 0 gives MWP back
+  exactly. This pipeline computed c-MWP before, which was therefore MWP.
 One layer of Excitation Backprop suffices here because the dropped layer is directly below the
 output layer (the script drops ip1 under two fully connected layers); saliency is taken from the
 online model.
@@ -39,22 +41,13 @@ from pipeline_lib.strict import Strict
 from pipeline_lib.methods import METHODS, Method
 
 
-def _normalised(s: torch.Tensor) -> torch.Tensor:
-    """Each row divided by its sum; uniform where the sum is 0."""
+def winning_probability(h: torch.Tensor, weight: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(B, N) MWP saliency of the non-negative penultimate neurons h for the labels y, summing to
+    1 per sample (uniform where no neuron has evidence for y)."""
+    n = h.shape[1]
+    s = h * weight[y].to(h.dtype).clamp_min(0)
     total = s.sum(1, keepdim=True)
-    uniform = torch.full_like(s, 1.0 / s.shape[1])
-    return torch.where(total > 0, s / total.clamp_min(torch.finfo(s.dtype).tiny), uniform)
-
-
-def winning_probability(h: torch.Tensor, weight: torch.Tensor, y: torch.Tensor,
-                        contrastive: bool = False) -> torch.Tensor:
-    """(B, N) MWP (or c-MWP) saliency of the non-negative penultimate neurons h, summing to 1 per
-    sample."""
-    w = weight[y].to(h.dtype)
-    mwp = _normalised(h * w.clamp_min(0))
-    if not contrastive:
-        return mwp
-    return _normalised((mwp - _normalised(h * (-w).clamp_min(0))).clamp_min(0))
+    return torch.where(total > 0, s / total.clamp_min(torch.finfo(s.dtype).tiny), torch.full_like(s, 1 / n))
 
 
 def retain_probability(s: torch.Tensor, base: float) -> torch.Tensor:
@@ -68,13 +61,11 @@ class ExcitationDropout(Method):
 
     class Params(Strict):
         base_retain: float = Field(gt=0, lt=1)
-        saliency: Literal["mwp", "c_mwp"]
         rescale: Literal["sample", "neuron"]
 
     def penultimate(self, h, y, model):
         with torch.no_grad():
-            s = winning_probability(h.detach().clamp_min(0), model.head.fc.weight, y,
-                                    contrastive=self.params.saliency == "c_mwp")
+            s = winning_probability(h.detach().clamp_min(0), model.head.fc.weight, y)
             keep_p = retain_probability(s, self.params.base_retain).clamp(0, 1)
             mask = torch.bernoulli(keep_p)
             kept = mask.mean(1, keepdim=True)
