@@ -1,4 +1,5 @@
-"""The README's results table from the runs copied here: mean ± sample std over seeds.
+"""The README's results table from the runs copied here: mean ± sample std over seeds (the mean
+alone for one seed); methods without runs are left out.
 
     python reports/results/central-claim-cpu/summarize.py [RUNS]   (default: this folder's runs/)
 """
@@ -20,8 +21,8 @@ def series(run: Path, name: str) -> list[float]:
 
 
 def spread(values: list[float], scale: float = 100) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else float("nan")
-    return f"{statistics.mean(values) * scale:.2f} ± {sd * scale:.2f}"
+    mean = f"{statistics.mean(values) * scale:.2f}"
+    return f"{mean} ± {statistics.stdev(values) * scale:.2f}" if len(values) > 1 else mean
 
 
 print("| method | seeds | test acc. (%) | paper, Table 3 | train acc. (%) | gap (train − test) "
@@ -29,6 +30,8 @@ print("| method | seeds | test acc. (%) | paper, Table 3 | train acc. (%) | gap 
 print("|---|---:|---:|---:|---:|---:|---:|---|")
 for method in METHODS:
     runs = sorted((RUNS / method).glob("seed*"))
+    if not runs:
+        continue
     acc = [json.loads((r / "metrics.json").read_text())["accuracy"] for r in runs]
     over = [next((i + 1 for i, g in enumerate(series(r, "gap")) if g > 0.2), None) for r in runs]
     area = [series(r, "probe_area_ratio") for r in runs]
