@@ -186,6 +186,8 @@ def test_extra_forward_passes_leave_batch_norm_running_statistics_unchanged(name
     x, y = torch.randn(6, 3, 32, 32), torch.tensor([0, 1, 2, 3, 4, 0])
     before = {k: v.clone() for k, v in model.state_dict().items() if "running" in k or "num_batches" in k}
     x_in = method.input(x, y, model)
+    state = model.state_dict()  # RelDrop's attribution pass runs here, before the training forward
+    assert all(torch.equal(before[k], state[k]) for k in before), "the attribution pass moved the running statistics"
     if name == "reldrop":
         assert (x_in == 0).any()  # something was occluded
     z = model.encoder(x_in)
@@ -329,3 +331,29 @@ def test_focused_dropout_acts_and_magnifies_weight_decay_only_on_participating_b
             ratios = [p[b.abs() > 1e-3] / b[b.abs() > 1e-3] for p, b in zip(model.parameters(), before)]
             assert all(torch.allclose(r, torch.full_like(r, shrink), rtol=1e-5) for r in ratios)
     assert 0.2 < sum(flags) / len(flags) < 0.4
+
+
+def test_focused_dropout_default_ratio_is_the_papers_0_3_to_0_6():
+    params = tiny_params().method_spec("focused_dropout").params
+    assert (params["low"], params["high"]) == (0.3, 0.6)
+
+
+def test_reldrop_passes_its_lrp_start_and_epsilon_defaulting_to_logit_and_1e_3(monkeypatch):
+    import pipeline_lib.attribution.lrp as lrp
+    seen = {}
+    monkeypatch.setattr(lrp, "lrp_relevance", lambda m, x, y, **kw: seen.update(kw) or torch.rand(x.shape))
+    model = ARCHITECTURES.get("tinyvgg")(num_classes=5, image_size=32, width=0.25)
+    _method("reldrop", model).input(torch.randn(2, 3, 32, 32), torch.tensor([0, 1]), model)
+    assert seen == {"start": "logit", "epsilon": 1e-3}
+
+
+def test_camdrop_shallow_hook_weighs_channels_by_the_grouped_cam(monkeypatch):
+    import pipeline_lib.methods.camdrop as camdrop
+    calls = []
+    real = camdrop.grouped_weights
+    monkeypatch.setattr(camdrop, "grouped_weights", lambda a, c: calls.append(c) or real(a, c))
+    model = ARCHITECTURES.get("tinyvgg")(num_classes=3, image_size=32, width=1.0)
+    method = _method("camdrop", model, shallow_layers=[1], keep_prob=0.5)
+    model.train()
+    model.encoder(method.input(torch.rand(2, 3, 32, 32), torch.tensor([0, 1]), model))
+    assert calls == [model.encoder[0].out_channels]

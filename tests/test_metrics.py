@@ -58,6 +58,8 @@ def test_human_maps_are_resized_to_64_blurred_10x10_sigma_10_and_resized_back():
     assert out.shape == (128, 128)
     support = np.argwhere(out > 1e-9)
     assert support.min() >= 60 - 12 and support.max() <= 64 + 12  # about 20 px wide, not sigma 10 at 128
+    assert support.min() <= 50 and support.max() >= 71  # and not 10 x 10 at 128 px, nor a 5 x 5 kernel at 64
+    assert out.max() == pytest.approx(0.04317, rel=0.01)  # sigma 10: a nearly flat kernel (sigma 1 peaks at 0.42)
     assert out.sum() == pytest.approx(human.sum().item(), rel=1e-6)
     k = gaussian_kernel(10, 10.0)
     assert k.shape == (10, 10) and k.sum() == pytest.approx(1.0) and k[4, 4] == k[5, 5] and k[0, 0] < k[4, 4]
@@ -289,3 +291,31 @@ def test_mask_leakage_of_a_random_method_does_not_depend_on_what_was_drawn_befor
     first = mask_leakage(model, method, images, labels, lambda x: x.float(), **args)
     torch.rand(1000)  # another stage's draws
     assert mask_leakage(model, method, images, labels, lambda x: x.float(), **args) == first
+
+
+def test_the_attributed_subset_is_a_class_stratified_draw():
+    from pipeline_lib.data.loader import SplitData, with_ground_truth_first
+    labels = torch.arange(4).repeat_interleave(5)  # stored class by class
+    data = SplitData(images=torch.zeros(20, 3, 4, 4, dtype=torch.uint8), labels=labels,
+                     keys=[str(i) for i in range(20)], boxes=[None] * 20, masks=None)
+    assert sorted(with_ground_truth_first(data, 4, seed=0).labels.tolist()) == [0, 1, 2, 3]
+
+
+def test_coverage_occlusion_and_leakage_images_are_stratified_draws(tiny_shards, in_tmp, monkeypatch):
+    """The synthetic splits interleave their classes, so storage order would look balanced here:
+    check that each of these metrics draws its test images with stratified_sample."""
+    import pipeline_lib.metrics.run_metrics as rm
+    from pipeline_lib.config import run_configs
+    from pipeline_lib.training.loop import load_trained, train
+    params = tiny_params(train={"methods": ["sgdrop"], "epochs": 1},
+                         evaluate={"coverage_batches": 2, "coverage_batch_size": 4, "occlusion_images": 6,
+                                   "leakage_images": 10})
+    cfg = run_configs(params)[0]
+    train(cfg, tiny_shards, cfg.run_dir)
+    model, method = load_trained(cfg, tiny_shards, with_method=True)
+    monkeypatch.setattr(rm, "load_maps", lambda path: ({}, []))  # no attribute stage here
+    monkeypatch.setattr(rm, "attribution_metrics", lambda maps, keys, split, p: ({}, "none"))
+    calls, real = [], rm.stratified_sample
+    monkeypatch.setattr(rm, "stratified_sample", lambda labels, n, seed: calls.append(n) or real(labels, n, seed))
+    rm.run_metrics(model, cfg, tiny_shards, params.evaluate, "test", 64, method)
+    assert {8, 6, 10} <= set(calls)  # coverage (2 x 4), occlusion, leakage

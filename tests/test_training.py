@@ -122,3 +122,15 @@ def test_probe_and_leakage_samples_are_seeded_class_stratified_random_draws():
     assert len(set(pick.tolist())) == 8 and torch.equal(pick, stratified_sample(labels, 8, seed=0))
     assert not torch.equal(pick, stratified_sample(labels, 8, seed=1))
     assert sorted(stratified_sample(labels, 100, seed=0).tolist()) == list(range(40))
+
+
+def test_the_probe_and_leakage_batches_come_from_the_stratified_draw(tiny_shards, in_tmp, monkeypatch):
+    """The synthetic splits interleave their classes, so a storage-order probe would look balanced
+    here: check that the loop draws its samples with stratified_sample instead."""
+    import pipeline_lib.training.loop as loop
+    calls = []
+    real = loop.stratified_sample
+    monkeypatch.setattr(loop, "stratified_sample", lambda labels, n, seed: calls.append(n) or real(labels, n, seed))
+    cfg = run_configs(tiny_params(train={"methods": ["sgdrop"], "epochs": 1, "leakage_size": 8}))[0]
+    train(cfg, tiny_shards, in_tmp / "r")
+    assert sorted(calls) == sorted([cfg.train.probe_size, 8])

@@ -322,13 +322,15 @@ def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[s
     sections.append(s)
 
     leak_cols = {"unmasked": "metrics.mask_leakage.unmasked", "masked, true label": "metrics.mask_leakage.masked_true",
-                 "follows a wrong-label mask": "metrics.mask_leakage.follows_wrong"}
+                 "follows a wrong-label mask": "metrics.mask_leakage.follows_wrong",
+                 "its chance": "metrics.mask_leakage.wrong_chance"}
     if all(c in runs for c in leak_cols.values()):
         leak = runs.dropna(subset=list(leak_cols.values()))
         sections.append(Section("leakage", "Label leakage through the training mask", [
             "Test accuracy of each method's model with nothing dropped, with its training-time mask for the true "
-            "label, and how often it predicts a random wrong label when the mask is made for that label (chance: "
-            "about one in the number of classes; near 100: the model reads the label from the mask, not the image). "
+            "label, and how often it predicts a random wrong label when the mask is made for that label, beside its "
+            "chance: how often the unmasked model predicts that label (a collapsed model's chance is far above one in "
+            "the number of classes); far above chance: the model reads the label from the mask, not the image. "
             "Methods that do not transform the latent map are not listed."],
             per_setup(w, aggregate(leak, list(leak_cols.values()), by), order, leak_cols, "mask_leakage",
                       "Label leakage (%)")))
