@@ -276,6 +276,31 @@ def test_leakage_warning_names_the_flagged_epochs():
     assert "epoch(s) 2, 3" in warning and "0.900" in warning
 
 
+def test_either_sign_of_leakage_alone_flags_the_run():
+    """A head can gain from the true-label mask without following wrong ones, or follow wrong
+    ones (a collapsed model, masked-true near unmasked) without gaining: each alone is leakage."""
+    base = {"unmasked": 0.5, "masked_true": 0.52, "follows_wrong": 0.12, "wrong_chance": 0.1, "follows_wrong_excess": 0.02}
+    assert not reads_the_mask(base)
+    assert reads_the_mask({**base, "masked_true": 0.7})
+    assert reads_the_mask({**base, "follows_wrong": 0.5, "follows_wrong_excess": 0.4})
+    assert not reads_the_mask({**base, "follows_wrong": 0.5, "wrong_chance": 0.45, "follows_wrong_excess": 0.05})
+
+
+def test_the_wrong_label_is_never_the_true_one():
+    """A model that is always right never predicts a wrong label, so its chance of following
+    one is exactly 0; were a wrong label ever the true one, it would be about 1 / classes."""
+    classes = 3
+    model = _MaskReader(classes)
+    with torch.no_grad():  # the identity: the image's zeroed channel is its label, and is predicted
+        model.encoder.weight.copy_(torch.eye(classes)[:, :, None, None])
+        model.encoder.bias.zero_()
+    labels = torch.arange(300) % classes
+    images = 1 - torch.nn.functional.one_hot(labels, classes).float()[:, :, None, None].expand(-1, -1, 2, 2)
+    leak = mask_leakage(model, Method(Method.Params(), model=model, num_classes=classes, image_size=2, epochs=1),
+                        images, labels, lambda x: x.float(), num_classes=classes, batch_size=64, seed=3)
+    assert leak["unmasked"] == 1.0 and leak["wrong_chance"] == 0.0 and leak["follows_wrong"] == 0.0
+
+
 def test_mask_leakage_of_a_random_method_does_not_depend_on_what_was_drawn_before():
     """The fan-out found it: the same run's evaluate gave 0.15 in one process and 0.2 in another."""
     from pipeline_lib.metrics.leakage import mask_leakage
