@@ -85,6 +85,7 @@ def test_the_paper_study_preset_is_valid_and_names_table_12():
     transfers = {name: params.setup(name).transfer for name in params.setups}
     assert [n for n, t in transfers.items() if t.enabled] == ["resisc45-vgg16"]  # Table 5
     assert transfers["resisc45-vgg16"].data.dataset == "rsicd"
+    assert (params.evaluate.coverage_batches, params.evaluate.coverage_batch_size) == (10, 64)  # Sec. 4.2
 
 
 def test_applying_a_preset_keeps_the_comments_and_replaces_the_setups(tmp_path):
