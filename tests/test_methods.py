@@ -175,6 +175,8 @@ def test_saliency_training_kl_is_that_of_the_masked_prediction_from_the_clean_on
     p, q = logits.softmax(1), model(fill_from_range(x, mask)).softmax(1)
     assert loss.item() == pytest.approx((p * (p.log() - q.log())).sum(1).mean().item(), rel=1e-4)
     assert loss.item() != pytest.approx((q * (q.log() - p.log())).sum(1).mean().item(), rel=1e-4)
+    (grad,) = torch.autograd.grad(loss, logits)  # through the clean prediction too, as their code
+    assert grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("name", ["saliency_training", "sgqn", "reldrop"])
