@@ -27,7 +27,7 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
 python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)" >> logs/gpu.txt
 
 S=$(cat $G/setup)
-cp -r $G/configs configs
+rm -rf configs && cp -r $G/configs configs
 run() {  # train (wall time kept), attribute, evaluate: one run, each stage within the time left
   local cfg=configs/$S/$1/seed0.json args="--shards $G/data/shards/$S/main" start=$SECONDS
   timeout "$(left)" python3 -m stages.train --config "$cfg" $args || return
