@@ -83,6 +83,21 @@ def test_a_run_whose_head_reads_the_mask_ends_with_a_warning(tiny_shards, in_tmp
     assert final["warnings"] == [] and "leak_unmasked" not in final
 
 
+def test_the_train_stage_prints_the_leakage_warning_on_stderr(tiny_shards, in_tmp, monkeypatch):
+    """The run's log (dvc repro's output) must say it, not only train.json."""
+    from click.testing import CliRunner
+
+    import pipeline_lib.training.loop as loop
+    from stages.train import main
+    leaky = {"unmasked": 0.1, "masked_true": 0.9, "follows_wrong": 0.8, "wrong_chance": 0.1, "follows_wrong_excess": 0.7}
+    monkeypatch.setattr(loop, "mask_leakage", lambda *a, **k: leaky)
+    cfg = run_configs(tiny_params(train={"methods": ["sgdrop"], "epochs": 1}))[0]
+    (in_tmp / "cfg.json").write_text(cfg.model_dump_json())
+    result = CliRunner().invoke(main, ["--config", "cfg.json", "--shards", str(tiny_shards)])
+    assert result.exit_code == 0, result.output
+    assert f"WARNING: {cfg.run_dir}: label leakage through the training mask" in result.stderr
+
+
 def test_checkpoint_every_n_epochs_saves_the_last_and_resumes_identically(tiny_shards, in_tmp):
     cfg = run_configs(tiny_params(train={"methods": ["sgdrop"], "epochs": 3, "checkpoint_every": 2}))[0]
     train(cfg, tiny_shards, in_tmp / "straight")
