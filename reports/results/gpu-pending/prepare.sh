@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Fills the git-ignored .gpu/ that run_on_gpu.sh needs on the device machine, here on the CPU,
 # so that the one device call spends none of its time on data or installs:
-#   PATH=$PWD/.venv/bin:$PATH bash reports/results/gpu-pending/prepare.sh [WORK]
-# WORK (default ../gpu-prep, beside the shared folder: the preset reads ../shared/data) gets
-# preset.yaml applied, its configure and shard stages run (run_lanes.sh with no lanes), and
+#   PATH=$PWD/.venv/bin:$PATH bash reports/results/gpu-pending/prepare.sh
+# A new folder beside the checkout (so beside the shared folder: the preset reads ../shared/data)
+# gets preset.yaml applied and its configure and shard stages run (run_lanes.sh with no lanes);
 # .gpu/ then holds the run configs, the shards, the run names, and wheels of the pinned packages
 # the device image lacks. Last, it checks what a call carries against the device's 64 MiB.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../../.." && pwd)
-WORK=${1:-$REPO/../gpu-prep}
+WORK=$(mktemp -d "$REPO/../gpu-prep.XXXXXX")  # new each time: run_lanes.sh keeps a folder's params
+trap 'rm -rf "$WORK"' EXIT
 G=$REPO/.gpu
 PRESETS=reports/results/gpu-pending/preset.yaml "$REPO/reports/results/central-claim-cpu/run_lanes.sh" "$WORK"
 S=$(python -c "import yaml; print(*yaml.safe_load(open('$WORK/params.yaml'))['setups'])")
