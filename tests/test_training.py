@@ -9,6 +9,10 @@ from pipeline_lib.training.loop import CHECKPOINT, TrainingDiverged, train
 from tests.conftest import tiny_params
 
 
+# what mask_leakage returns for a head that reads the mask
+LEAKY = {"unmasked": 0.1, "masked_true": 0.9, "follows_wrong": 0.8, "wrong_chance": 0.1, "follows_wrong_excess": 0.7}
+
+
 def weights(path):
     return torch.load(path, weights_only=False)["model"]
 
@@ -72,8 +76,7 @@ def test_logs_every_epoch_with_dvclive(tiny_shards, in_tmp):
 
 def test_a_run_whose_head_reads_the_mask_ends_with_a_warning(tiny_shards, in_tmp, monkeypatch):
     import pipeline_lib.training.loop as loop
-    leaky = {"unmasked": 0.1, "masked_true": 0.9, "follows_wrong": 0.8, "wrong_chance": 0.1, "follows_wrong_excess": 0.7}
-    monkeypatch.setattr(loop, "mask_leakage", lambda *a, **k: leaky)
+    monkeypatch.setattr(loop, "mask_leakage", lambda *a, **k: LEAKY)
     cfg = run_configs(tiny_params(train={"methods": ["sgdrop"], "epochs": 1}))[0]
     (warning,) = train(cfg, tiny_shards, in_tmp / "r")["warnings"]
     assert "reads the label from where the mask is" in warning
@@ -89,8 +92,7 @@ def test_the_train_stage_prints_the_leakage_warning_on_stderr(tiny_shards, in_tm
 
     import pipeline_lib.training.loop as loop
     from stages.train import main
-    leaky = {"unmasked": 0.1, "masked_true": 0.9, "follows_wrong": 0.8, "wrong_chance": 0.1, "follows_wrong_excess": 0.7}
-    monkeypatch.setattr(loop, "mask_leakage", lambda *a, **k: leaky)
+    monkeypatch.setattr(loop, "mask_leakage", lambda *a, **k: LEAKY)
     cfg = run_configs(tiny_params(train={"methods": ["sgdrop"], "epochs": 1}))[0]
     (in_tmp / "cfg.json").write_text(cfg.model_dump_json())
     result = CliRunner().invoke(main, ["--config", "cfg.json", "--shards", str(tiny_shards)])
