@@ -17,6 +17,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 repro: $(STAMP)
 	$(BIN)/python -m stages.check
+	$(BIN)/python -m scripts.prune_lock
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
 
 test: $(STAMP)

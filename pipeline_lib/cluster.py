@@ -1,15 +1,15 @@
 """The study fanned out over a cluster: one job per matrix cell, gathered into one DVC workspace.
 
-A cell is one (setup, method, seed) run: its `train`, then `attribute`, `evaluate` and
-`transfer` stages. Each job runs `dvc repro` of its cell's stages in a scratch copy of the
+A cell is one (setup, method, seed) run: its `run` stage (training, attribution maps, metrics,
+transfer; stages/run.py). Each job runs `dvc repro` of its cell's stage in a scratch copy of the
 workspace whose DVC cache is the workspace's own (on shared storage, so every node sees it); the
 outputs land in that cache, content-addressed, so concurrent jobs never collide. The job returns
-its stages' dvc.lock entries; gathering merges them into the workspace's dvc.lock and checks the
+its stage's dvc.lock entry; gathering merges them into the workspace's dvc.lock and checks the
 outputs out of the cache, after which `dvc repro` finds every cell up to date and runs only what
 spans cells (bench, report).
 
 The lock entries are gathered instead of relying on DVC's run-cache, because DVC does not
-run-cache a stage with persistent outputs, and `train` keeps its checkpoint persistent so that a
+run-cache a stage with persistent outputs, and `run` keeps its checkpoint persistent so that a
 killed run resumes.
 
 Jobs go through submitit: SLURM where `sbatch` exists, local processes otherwise (and in the test).
@@ -27,7 +27,6 @@ import yaml
 from pipeline_lib.config import Params, run_configs
 from pipeline_lib.io import atomic_path
 
-CELL_STAGES = ("train", "attribute", "evaluate", "transfer")
 SHARED_STAGES = ("configure", "shard")  # run once in the workspace, before the jobs
 
 
@@ -36,13 +35,12 @@ class Cell:
     setup: str
     method: str
     seed: int
-    one_seed: bool  # a method of train.one_seed_methods: its stages are the `<stage>_one_seed` matrix
+    one_seed: bool  # a method of train.one_seed_methods: its stage is of the `run_one_seed` matrix
 
     @property
-    def stages(self) -> list[str]:
+    def stage(self) -> str:
         # DVC names a matrix stage by its values joined with "-", in dvc.yaml's key order.
-        suffix = "_one_seed" if self.one_seed else ""
-        return [f"{stage}{suffix}@{self.setup}-{self.method}-{self.seed}" for stage in CELL_STAGES]
+        return f"run{'_one_seed' if self.one_seed else ''}@{self.setup}-{self.method}-{self.seed}"
 
 
 def cells(params: Params) -> list[Cell]:
@@ -69,7 +67,7 @@ def workspace_files(workspace: Path) -> list[str]:
 
 
 def run_cell(workspace: str, cache: str, cell: Cell, scratch_root: str | None = None) -> dict:
-    """The job: the cell's stages in a scratch copy that shares the cache; returns their lock entries."""
+    """The job: the cell's stage in a scratch copy that shares the cache; returns its lock entry."""
     workspace = Path(workspace)
     scratch = Path(tempfile.mkdtemp(prefix="overfocus-cell-", dir=scratch_root))
     try:
@@ -82,9 +80,8 @@ def run_cell(workspace: str, cache: str, cell: Cell, scratch_root: str | None = 
             subprocess.run(["git", *git], cwd=scratch, check=True)
         dvc("cache", "dir", "--local", cache, cwd=scratch)
         dvc("checkout", *SHARED_STAGES, cwd=scratch)
-        dvc("repro", *cell.stages, cwd=scratch)
-        lock = yaml.safe_load((scratch / "dvc.lock").read_text())["stages"]
-        return {name: lock[name] for name in cell.stages}
+        dvc("repro", cell.stage, cwd=scratch)
+        return {cell.stage: yaml.safe_load((scratch / "dvc.lock").read_text())["stages"][cell.stage]}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

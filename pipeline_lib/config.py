@@ -250,8 +250,8 @@ class Params(Strict):
             raise ParamsError(_in_setup(_format(err, Params), name)) from None
 
     def cells(self) -> list[tuple[str, str, int]]:
-        """(setup, method, seed) of every run, in dvc.yaml's order: the `train` matrix
-        (setups x methods x seeds), then `train_one_seed` (x one_seed_methods x the first seed)."""
+        """(setup, method, seed) of every run, in dvc.yaml's order: the `run` matrix
+        (setups x methods x seeds), then `run_one_seed` (x one_seed_methods x the first seed)."""
         t = self.train
         return ([(s, m, seed) for s in self.setups for m in t.methods for seed in t.seeds]
                 + [(s, m, t.seeds[0]) for s in self.setups for m in t.one_seed_methods])

@@ -1,10 +1,10 @@
 """Validate params.yaml and write what every per-setup stage reads:
-configs/<setup>/<method>/seed<k>.json for each training run, and configs/<setup>/<stage>.json
-for the shard, attribute, evaluate and transfer stages of each setup.
+configs/<setup>/<method>/seed<k>.json for each training run, and configs/<setup>/<step>.json
+for the shard stages and the attribute, evaluate and transfer steps of each setup's runs.
 
-Each of those stages depends on its own file only, so a change to one method's params (or to
-`rho`, which only SGDrop reads), to one setup, or to one stage's section reruns just the
-stages whose file changed.
+Each stage depends on its own files only, so a change to one method's params (or to `rho`,
+which only SGDrop reads), to one setup, or to one step's section reruns just the stages whose
+files changed.
 """
 from __future__ import annotations
 

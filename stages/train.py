@@ -11,9 +11,7 @@ from pipeline_lib.training.loop import train
 from stages.common import run_stage, show_progress
 
 
-@click.command()
-@run_stage()
-def main(cfg: RunConfig, shards: Path) -> None:
+def train_run(cfg: RunConfig, shards: Path) -> None:
     try:
         final = train(cfg, shards, cfg.run_dir, progress=show_progress())
     except torch.OutOfMemoryError:
@@ -24,6 +22,12 @@ def main(cfg: RunConfig, shards: Path) -> None:
                f"probe area ratio {final['probe_area_ratio']:.3f}")
     for warning in final["warnings"]:
         click.echo(f"WARNING: {cfg.run_dir}: {warning}", err=True)
+
+
+@click.command()
+@run_stage()
+def main(cfg: RunConfig, shards: Path) -> None:
+    train_run(cfg, shards)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,7 @@ def test_a_setup_overrides_rho_for_its_own_runs_only():
 
 
 def test_a_runs_config_depends_only_on_what_changes_its_weights():
-    """DVC reruns a train stage when its config file changes: growing the matrix, or changing
+    """DVC reruns a run stage when its config file changes: growing the matrix, or changing
     rho (read by SGDrop only), must not retrain the runs it does not concern."""
     def configs(**raw):
         return {(c.arch, c.method.name, c.seed): c.model_dump() for c in run_configs(tiny_params(**raw))}
@@ -122,8 +122,8 @@ def test_a_method_in_both_method_lists_is_refused():
 
 def test_dvc_yaml_runs_the_cells_of_run_configs(tmp_path):
     """configure writes run_configs' files and the run stages read them: DVC's own resolution of
-    dvc.yaml against a two-setup params.yaml must give every run stage exactly those cells, train
-    in the same order, each reading its own setup's files and shards only."""
+    dvc.yaml against a two-setup params.yaml must give the run stages exactly those cells, in the
+    same order, each reading its own setup's files and shards only."""
     from dvc.repo import Repo
 
     root = Path(__file__).resolve().parents[1]
@@ -136,13 +136,12 @@ def test_dvc_yaml_runs_the_cells_of_run_configs(tmp_path):
     assert len(expected) == len(set(expected)) == 2 * (2 * 2 + 1)
     with Repo(str(tmp_path)) as repo:
         stages = list(repo.index.stages)
-    for kind in ("train", "attribute", "evaluate", "transfer"):
-        cmds = [s.cmd for s in stages if s.name.split("@")[0] in (kind, f"{kind}_one_seed")]
-        assert [c.split("--config ")[1].split()[0] for c in cmds] == expected, kind
-        for cmd in cmds:
-            setup = cmd.split("--config configs/")[1].split("/")[0]
-            paths = [w for w in cmd.split() if w.startswith(("configs/", "data/shards/"))]
-            assert all(w.split("/")[1 if w.startswith("configs/") else 2] == setup for w in paths), cmd
+    cmds = [s.cmd for s in stages if s.name.split("@")[0] in ("run", "run_one_seed")]
+    assert [c.split("--config ")[1].split()[0] for c in cmds] == expected
+    for cmd in cmds:
+        setup = cmd.split("--config configs/")[1].split("/")[0]
+        paths = [w for w in cmd.split() if w.startswith(("configs/", "data/shards/"))]
+        assert len(paths) == 4 and all(w.split("/")[1 if w.startswith("configs/") else 2] == setup for w in paths), cmd
 
 
 def test_params_yaml_is_the_only_home_of_defaults():

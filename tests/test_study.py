@@ -30,8 +30,29 @@ def test_a_change_to_one_setup_reruns_that_setup_alone(tmp_path):
     write_params(path, {**TWO_SETUPS, "setups": {**TWO_SETUPS["setups"],
                                                  "large": {**TWO_SETUPS["setups"]["large"], "train": {"lr": 0.002}}}})
     stages = ran(repro(path))
-    assert sorted(stages) == sorted(["configure", "train@large-vanilla-0", "attribute@large-vanilla-0",
-                                     "evaluate@large-vanilla-0", "transfer@large-vanilla-0", "report"])
+    assert sorted(stages) == ["configure", "report", "run@large-vanilla-0"]
+
+
+@pytest.mark.slow
+def test_new_metric_params_rerun_a_run_stage_without_retraining(tmp_path):
+    """A run's one stage trains, attributes, evaluates and transfers (stages/run.py); after a change
+    to the evaluate params DVC reruns it, deleting its outputs but the persistent checkpoint: the run
+    must be found finished, not retrained, and every output written again."""
+    path = workspace(tmp_path / "study")
+    repro(path)
+    run = path / "runs" / "default" / "vanilla" / "seed0"
+    before = {name: (run / name).read_bytes() for name in ("checkpoint.pt", "train.json", "live/probe_cams.npz",
+                                                           "transfer.json")}
+    metrics = json.loads((run / "metrics.json").read_text())
+
+    write_params(path, {"evaluate": {"area_threshold": 0.3}})
+    stages = ran(repro(path))
+    assert sorted(stages) == ["configure", "report", "run@default-vanilla-0", "run_one_seed@default-dropout-0"]
+    assert {name: (run / name).read_bytes() for name in before} == before
+    rerun = json.loads((run / "metrics.json").read_text())
+    assert rerun["accuracy"] == metrics["accuracy"]
+    assert rerun["attribution"]["gradcam"]["area_ratio"] != metrics["attribution"]["gradcam"]["area_ratio"]
+    assert (run / "attributions.npz").exists() and (run / "attribution_grid.png").exists()
 
 
 def test_each_setup_is_its_own_run_matrix():

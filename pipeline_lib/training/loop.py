@@ -358,7 +358,7 @@ def load_trained(cfg: RunConfig, shard_dir: Path, device: torch.device | None = 
     model = build_model(cfg.arch, num_classes, cfg.loader.image_size, cfg.model)
     path = cfg.run_dir / CHECKPOINT
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: train the run first (dvc repro train)")
+        raise FileNotFoundError(f"{path} not found: train the run first (dvc repro)")
     state = torch.load(path, map_location="cpu", weights_only=False)
     if state.get("config_digest") != cfg.digest():
         raise CheckpointError(f"{path} was trained with other params than this run's config (digest "
