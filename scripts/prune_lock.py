@@ -1,9 +1,10 @@
 """Drop dvc.lock's entries of stages that dvc.yaml no longer has: `python -m scripts.prune_lock`.
 
 DVC keeps the entry of a removed or renamed stage (a setup, method or seed taken out of params.yaml)
-for ever, and parses and rewrites the whole lock around every stage it runs: 114 such entries,
-left by earlier layouts, once made up half the file and about 7 s of every stage's 17 s. `make repro`
-runs this before `dvc repro`; the comments and layout of the kept entries are left as they were.
+for ever, and parses and rewrites the whole lock around every stage it runs. 114 such entries,
+left by earlier layouts, once made the lock 400 KB instead of 175 KB; with them, and without
+ruamel's C loader, a transfer stage took 17.4 s instead of 10.3 s (6.5 s of it its own work).
+`make repro` runs this before `dvc repro`; the kept entries are left byte for byte as they were.
 """
 from __future__ import annotations
 
