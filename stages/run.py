@@ -4,9 +4,9 @@ metrics and transfer, as `stages.train`, `stages.attribute`, `stages.evaluate` a
 `python -m stages.run --config configs/<setup>/<method>/seed<k>.json --setup-params configs/<setup> ...`
 
 dvc.yaml runs this rather than four stages per run, because on a 2-core machine each stage costs
-about 5 s of Python start-up (torch, torchvision, DVC's own imports) and 5 s of DVC bookkeeping
-(mostly re-reading and rewriting dvc.lock), which with four stages per run was half of `make
-repro`. A finished run's checkpoint is found and resumed at once, so a change to the attribute,
+about 5 s of Python start-up (torch, and `torch._dynamo`, which any optimizer imports) and 5 s of
+DVC bookkeeping (mostly re-reading and rewriting dvc.lock), which with four stages per run was
+half of `make repro`. A finished run's checkpoint is found and resumed at once, so a change to the attribute,
 evaluate or transfer params reruns their work and not the training. The four stages remain
 commands of their own, for a run by hand or a multi-GPU `torchrun` of the training.
 """
