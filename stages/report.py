@@ -26,7 +26,8 @@ def main(out: Path, configs: Path, shards: Path) -> None:
     names = {*params.methods, *params.train.methods, *(params.bench.methods or [])}  # the runs' and the bench's
     page = build_report(collection, specs={name: params.method_spec(name) for name in names},
                         order=list(params.train.methods), setups=list(params.setups), out=out, shards=shards,
-                        bench_dir=out / "bench", params_text=load_params_text())
+                        bench_dir=out / "bench", params_text=load_params_text(),
+                        attribute_splits={name: params.setup(name).attribute.split for name in params.setups})
     write_pages(page, out)
     click.echo(f"report of {len(collection.runs)} runs -> {out / 'index.html'}")
 

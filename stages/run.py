@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from pipeline_lib.config import RunConfig, read_stage_params
+from pipeline_lib.data.loader import decoded_once
 from stages.attribute import attribute_run
 from stages.common import run_stage
 from stages.evaluate import evaluate_run
@@ -30,10 +31,11 @@ from stages.transfer import TARGET_OPTION, transfer_run
 @click.option("--setup-params", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
               help="configs/<setup>, whose attribute.json, evaluate.json and transfer.json are read")
 def main(cfg: RunConfig, shards: Path, target: Path, setup_params: Path) -> None:
-    train_run(cfg, shards)
-    attribute = read_stage_params(setup_params / "attribute.json").attribute
-    attribute_run(cfg, shards, attribute)
-    evaluate_run(cfg, shards, read_stage_params(setup_params / "evaluate.json").evaluate, attribute)
+    with decoded_once():  # the three steps read the same splits of `shards`
+        train_run(cfg, shards)
+        attribute = read_stage_params(setup_params / "attribute.json").attribute
+        attribute_run(cfg, shards, attribute)
+        evaluate_run(cfg, shards, read_stage_params(setup_params / "evaluate.json").evaluate, attribute)
     transfer_run(cfg, shards, target, read_stage_params(setup_params / "transfer.json").transfer)
 
 

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from pipeline_lib.config import run_configs
+from pipeline_lib.data.loader import load_split
 from pipeline_lib.io import write_json
 from pipeline_lib.reporting.collect import aggregate, collect, label_variants
 from pipeline_lib.reporting.findings import (MIXED, NOT_REPRODUCED, NOT_RUN, ONE_SEED, REPRODUCED, chance_reproduced,
@@ -31,6 +32,7 @@ METHODS = {"sgdrop": {"schedule": "constant", "ema": True},
 ACC = {("tinyvgg", "vanilla"): 0.60, ("tinyvgg", "sgdrop"): 0.70, ("tinyvgg", "sgdrop_no_ema"): 0.695,
        ("resnet20", "vanilla"): 0.70, ("resnet20", "sgdrop"): 0.60, ("resnet20", "sgdrop_no_ema"): 0.60}
 WARNING = "the head reads SGDrop's mask (label leakage)"
+GRID_KEYS = ["test_000007", "test_000002", "test_000005", "test_000000"]  # a random draw, not storage order
 
 
 def fabricate(root: Path, params, warn: str | None = None, acc=None) -> None:
@@ -60,7 +62,7 @@ def fabricate(root: Path, params, warn: str | None = None, acc=None) -> None:
         rng = np.random.default_rng(cfg.seed)
         np.savez(run / "live" / "probe_cams.npz", cams=rng.random((3, 2, 4, 4)), images=rng.random((2, 3, 32, 32)),
                  labels=np.zeros(2))
-        np.savez(run / "attributions.npz", gradcam=rng.random((4, 32, 32)), keys=np.array([f"k{i}" for i in range(4)]))
+        np.savez(run / "attributions.npz", gradcam=rng.random((4, 32, 32)), keys=np.array(GRID_KEYS))
 
 
 def study(**train):
@@ -186,6 +188,21 @@ def test_pages_open_with_the_findings_and_show_each_figure_once(fabricated, in_t
     assert (out / "tables" / "accuracy.tex").read_text().count(r"\midrule") == 1
     cue = (out / "tables" / "cue_reliance_synthetic_tinyvgg.csv").read_text()
     assert "30.00 ± 0.00" in cue  # test minus test_conflict, per run
+
+
+def test_the_methods_grid_draws_each_map_over_its_own_image(fabricated, in_tmp, tiny_shards, monkeypatch):
+    drawn = []
+    monkeypatch.setattr("pipeline_lib.reporting.report.overlay_grid",
+                        lambda images, columns, path: drawn.append((images, columns)))
+    build(in_tmp, fabricated, tiny_shards)
+    test = load_split(tiny_shards, "test", 32)
+    index = {k: i for i, k in enumerate(test.keys)}
+    expected = test.images[[index[k] for k in GRID_KEYS]].permute(0, 2, 3, 1).numpy()
+    assert drawn and all(np.array_equal(images, expected) for images, _ in drawn)
+    with np.load(in_tmp / "runs" / "tiny" / "sgdrop" / "seed0" / "attributions.npz") as d:
+        assert np.array_equal(drawn[0][1]["sgdrop"], d["gradcam"].astype(np.float32))
+    with pytest.raises(KeyError, match="not in this split"):
+        test.by_keys(["test_000001", "elsewhere_000001"])
 
 
 def test_paper_values_stand_beside_ours_for_a_setup_the_paper_has(fabricated):

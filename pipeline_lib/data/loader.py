@@ -11,7 +11,8 @@ from __future__ import annotations
 import io
 import json
 import random
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -89,8 +90,49 @@ class SplitData:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def subset(self, order: list[int]) -> "SplitData":
+        return SplitData(images=self.images[order], labels=self.labels[order], keys=[self.keys[i] for i in order],
+                         boxes=[self.boxes[i] for i in order],
+                         masks=self.masks[order] if self.masks is not None else None)
+
+    def by_keys(self, keys: list[str]) -> "SplitData":
+        """The samples of `keys`, in their order (say, those an attributions.npz was computed on)."""
+        index = {k: i for i, k in enumerate(self.keys)}
+        missing = [k for k in keys if k not in index]
+        if missing:
+            raise KeyError(f"{len(missing)} of {len(keys)} keys are not in this split (first: {missing[0]}); "
+                           "the file they come from was made from other shards: rerun its stage")
+        return self.subset([index[k] for k in keys])
+
+
+_decoded: dict[tuple, SplitData] | None = None  # load_split's cache, while `decoded_once` is open
+
+
+@contextmanager
+def decoded_once() -> Iterator[None]:
+    """Within the block, `load_split` decodes each split once and hands out shallow copies. A run's
+    stage trains, extracts maps and evaluates in one process, and its steps read the same splits
+    (1,300 images decoded twice a run on the embedded benchmark). Nothing modifies a split's
+    tensors in place; a copy's fields may be reassigned (InMemoryLoader moves them to the GPU)."""
+    global _decoded
+    outer = _decoded
+    _decoded = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _decoded = outer
+
 
 def load_split(shard_dir: str | Path, split: str, size: int, limit: int | None = None) -> SplitData:
+    if _decoded is None:
+        return decode_split(shard_dir, split, size, limit)
+    key = (Path(shard_dir).resolve(), split, size, limit)
+    if key not in _decoded:
+        _decoded[key] = decode_split(shard_dir, split, size, limit)
+    return replace(_decoded[key])
+
+
+def decode_split(shard_dir: str | Path, split: str, size: int, limit: int | None = None) -> SplitData:
     images, labels, keys, boxes, masks = [], [], [], [], []
     # Every process reads the whole split (evaluation; in-memory training slices batches per rank).
     for record in wds.WebDataset(shard_urls(shard_dir, split), shardshuffle=False, empty_check=False,
@@ -131,9 +173,7 @@ def with_ground_truth_first(data: SplitData, limit: int, seed: int = 0) -> Split
     budget allows and no metric sees only the first classes of the split."""
     has = torch.tensor([data.masks is not None or bool(b) for b in data.boxes], dtype=torch.bool)
     groups = [g.nonzero().flatten() for g in (has, ~has)]
-    order = torch.cat([g[stratified_sample(data.labels[g], len(g), seed)] for g in groups])[:limit].tolist()
-    return SplitData(images=data.images[order], labels=data.labels[order], keys=[data.keys[i] for i in order],
-                     boxes=[data.boxes[i] for i in order], masks=data.masks[order] if data.masks is not None else None)
+    return data.subset(torch.cat([g[stratified_sample(data.labels[g], len(g), seed)] for g in groups])[:limit].tolist())
 
 
 class Normalizer:

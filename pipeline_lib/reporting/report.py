@@ -166,7 +166,8 @@ def setup_labels(runs: pd.DataFrame, paper: Paper) -> list[str]:
 
 
 def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[str], setups: list[str], out: Path,
-                 shards: Path, bench_dir: Path, params_text: str, grid_images: int = 6) -> Page:
+                 shards: Path, bench_dir: Path, params_text: str, grid_images: int = 6,
+                 attribute_splits: dict[str, str] | None = None) -> Page:
     """`specs`: the resolved method of every run name of params.yaml; `order`: the methods' order;
     `setups`: the study's setups, whose shards are `shards`/<setup>/main."""
     paper = Paper.load()
@@ -270,11 +271,14 @@ def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[s
             npz = Path(r.run) / "attributions.npz"
             if npz.exists():
                 with np.load(npz) as d:
-                    grid[r.label] = d["gradcam"][:grid_images].astype(np.float32)
-                    keys = keys or [str(k) for k in d["keys"][:grid_images]]
+                    row = {str(k): i for i, k in enumerate(d["keys"])}
+                    keys = keys or list(row)[:grid_images]
+                    if all(k in row for k in keys):  # the same images for every method: same seed, same draw
+                        grid[r.label] = d["gradcam"][[row[k] for k in keys]].astype(np.float32)
         if grid and keys:
             cfg = col.configs[part["run"].iloc[0]]
-            data = load_split(shards / cfg.setup / "main", "test", cfg.loader.image_size, limit=len(keys))
+            split = (attribute_splits or {}).get(setup, "test")
+            data = load_split(shards / cfg.setup / "main", split, cfg.loader.image_size).by_keys(keys)
 
             def draw(p, grid=grid, data=data):
                 overlay_grid(data.images.permute(0, 2, 3, 1).numpy(), grid, p)

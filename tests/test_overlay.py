@@ -1,0 +1,30 @@
+"""The attribution grids: each map drawn max-normalised over its own image."""
+import matplotlib
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline_lib.reporting.overlay import OPACITY, blend, overlay_grid
+
+
+def test_blend_normalises_each_map_by_its_maximum_and_ignores_negative_values():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    maps = rng.normal(size=(3, 8, 8))
+    scaled = maps * np.array([1.0, 7.0, 0.01])[:, None, None]  # per-image scale: no change
+    assert np.allclose(blend(images, maps), blend(images, scaled))
+    negative = -np.abs(maps)  # no positive evidence: the bottom colour of jet everywhere
+    bottom = np.array(matplotlib.colormaps["jet"](0.0)[:3])
+    assert np.allclose(blend(images, negative), (1 - OPACITY) * images / 255 + OPACITY * bottom)
+    peak = np.unravel_index(maps[0].argmax(), maps[0].shape)
+    top = np.array(matplotlib.colormaps["jet"](1.0)[:3])
+    assert np.allclose(blend(images, maps)[0][peak], (1 - OPACITY) * images[0][peak] / 255 + OPACITY * top)
+
+
+def test_overlay_grid_writes_one_figure_and_refuses_maps_of_another_size(tmp_path):
+    images = np.zeros((2, 16, 16, 3), dtype=np.uint8)
+    overlay_grid(images, {"a": np.ones((2, 16, 16)), "b": np.zeros((2, 16, 16))}, tmp_path / "grid.png",
+                 titles_left=["x", "y"])
+    assert Image.open(tmp_path / "grid.png").size == (480, 320)  # 1.6 in per cell at 100 dpi, 3 x 2 cells
+    with pytest.raises(ValueError, match="upsample the maps"):
+        overlay_grid(images, {"a": np.ones((2, 4, 4))}, tmp_path / "small.png")
