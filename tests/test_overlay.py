@@ -26,5 +26,10 @@ def test_overlay_grid_writes_one_figure_and_refuses_maps_of_another_size(tmp_pat
     overlay_grid(images, {"a": np.ones((2, 16, 16)), "b": np.zeros((2, 16, 16))}, tmp_path / "grid.png",
                  titles_left=["x", "y"])
     assert Image.open(tmp_path / "grid.png").size == (480, 320)  # 1.6 in per cell at 100 dpi, 3 x 2 cells
+    with matplotlib.rc_context({"axes.grid": True}):  # the report's seaborn style draws grids
+        overlay_grid(np.zeros((3, 16, 16, 3), dtype=np.uint8), {"a": np.zeros((3, 16, 16)), "b": np.zeros((3, 16, 16))},
+                     tmp_path / "styled.png")
+    centre = np.asarray(Image.open(tmp_path / "styled.png").convert("RGB"))[230:250, 230:250]
+    assert (centre == centre[0, 0]).all()  # inside the middle cell: one colour, no grid line through it
     with pytest.raises(ValueError, match="upsample the maps"):
         overlay_grid(images, {"a": np.ones((2, 4, 4))}, tmp_path / "small.png")

@@ -46,6 +46,7 @@ def overlay_grid(images: np.ndarray, columns: dict[str, np.ndarray], path: Path,
     ax.xaxis.tick_top()
     ax.set_yticks([i * (h + gap) + h / 2 for i in range(n)] if titles_left else [], titles_left or [], fontsize=9)
     ax.tick_params(length=0)
+    ax.grid(False)  # the ticks mark cell centres; a style's grid would draw lines through the cells
     for spine in ax.spines.values():
         spine.set_visible(False)
     fig.tight_layout()
