@@ -82,7 +82,8 @@ def build(root: Path, params, shards: Path, order=None, bench=None):
             link.symlink_to(shards)
     page = build_report(collect(Path("configs")), specs=specs, order=order or list(params.train.methods),
                         setups=list(params.setups), out=out, shards=root / "shards", bench_dir=out / "bench",
-                        params_text="x: 1\n")
+                        params_text="x: 1\n",
+                        attribute_splits={name: params.setup(name).attribute.split for name in params.setups})
     write_pages(page, out)
     return page, out
 

@@ -166,10 +166,11 @@ def setup_labels(runs: pd.DataFrame, paper: Paper) -> list[str]:
 
 
 def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[str], setups: list[str], out: Path,
-                 shards: Path, bench_dir: Path, params_text: str, grid_images: int = 6,
-                 attribute_splits: dict[str, str] | None = None) -> Page:
+                 shards: Path, bench_dir: Path, params_text: str, attribute_splits: dict[str, str],
+                 grid_images: int = 6) -> Page:
     """`specs`: the resolved method of every run name of params.yaml; `order`: the methods' order;
-    `setups`: the study's setups, whose shards are `shards`/<setup>/main."""
+    `setups`: the study's setups, whose shards are `shards`/<setup>/main; `attribute_splits`: each
+    setup's `attribute.split`, the split its attributions.npz files were drawn from."""
     paper = Paper.load()
     w = Writer(out)
     warnings = run_warnings(col)
@@ -277,8 +278,8 @@ def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[s
                         grid[r.label] = d["gradcam"][[row[k] for k in keys]].astype(np.float32)
         if grid and keys:
             cfg = col.configs[part["run"].iloc[0]]
-            split = (attribute_splits or {}).get(setup, "test")
-            data = load_split(shards / cfg.setup / "main", split, cfg.loader.image_size).by_keys(keys)
+            data = load_split(shards / cfg.setup / "main", attribute_splits[cfg.setup],
+                              cfg.loader.image_size).by_keys(keys)
 
             def draw(p, grid=grid, data=data):
                 overlay_grid(data.images.permute(0, 2, 3, 1).numpy(), grid, p)
