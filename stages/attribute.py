@@ -10,7 +10,7 @@ from pipeline_lib.config import AttributeParams, RunConfig
 from pipeline_lib.data.loader import Normalizer, load_split, with_ground_truth_first
 from pipeline_lib.reporting.overlay import overlay_grid
 from pipeline_lib.training.loop import load_trained
-from stages.common import run_stage
+from stages.common import run_command, run_stage
 
 
 def attribute_run(cfg: RunConfig, shards: Path, params: AttributeParams) -> None:
@@ -34,4 +34,4 @@ def main(cfg: RunConfig, shards: Path, params) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

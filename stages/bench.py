@@ -10,7 +10,7 @@ import torch
 
 from pipeline_lib.io import atomic_path, write_json
 from pipeline_lib.training.bench import benchmark, markdown_table
-from stages.common import params_or_exit
+from stages.common import params_or_exit, run_command
 
 
 @click.command()
@@ -48,4 +48,4 @@ def main(out, arch, image_size, batch_size, steps, methods, width, batch_norm, d
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from stages.common import params_or_exit
+from stages.common import params_or_exit, run_command
 
 
 @click.command()
@@ -18,4 +18,4 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -14,7 +14,7 @@ import click
 
 from pipeline_lib.config import run_configs, setup_stage_params
 from pipeline_lib.io import replace_dir, write_json
-from stages.common import one_line_errors, params_or_exit
+from stages.common import one_line_errors, params_or_exit, run_command
 
 
 def config_path(out: Path, cfg) -> Path:
@@ -37,4 +37,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -9,7 +9,7 @@ from pipeline_lib.config import AttributeParams, EvaluateParams, RunConfig
 from pipeline_lib.io import write_json
 from pipeline_lib.metrics.run_metrics import run_metrics
 from pipeline_lib.training.loop import load_trained
-from stages.common import run_stage
+from stages.common import run_command, run_stage
 
 
 def evaluate_run(cfg: RunConfig, shards: Path, params: EvaluateParams, attribute: AttributeParams) -> None:
@@ -30,4 +30,4 @@ def main(cfg: RunConfig, shards: Path, params) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -9,7 +9,7 @@ from pipeline_lib.io import fresh_dir
 from pipeline_lib.reporting.collect import collect
 from pipeline_lib.reporting.render import write_pages
 from pipeline_lib.reporting.report import build_report, load_params_text
-from stages.common import one_line_errors, params_or_exit
+from stages.common import one_line_errors, params_or_exit, run_command
 
 
 @click.command()
@@ -33,4 +33,4 @@ def main(out: Path, configs: Path, shards: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -19,7 +19,7 @@ import click
 from pipeline_lib.config import RunConfig, read_stage_params
 from pipeline_lib.data.loader import decoded_once
 from stages.attribute import attribute_run
-from stages.common import run_stage
+from stages.common import run_command, run_stage
 from stages.evaluate import evaluate_run
 from stages.train import train_run
 from stages.transfer import TARGET_OPTION, transfer_run
@@ -40,4 +40,4 @@ def main(cfg: RunConfig, shards: Path, target: Path, setup_params: Path) -> None
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

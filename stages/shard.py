@@ -8,7 +8,7 @@ import click
 
 from pipeline_lib.data import DATASETS
 from pipeline_lib.data.shards import write_shards
-from stages.common import one_line_errors, show_progress, stage_params_option
+from stages.common import one_line_errors, run_command, show_progress, stage_params_option
 
 
 @click.command()
@@ -26,4 +26,4 @@ def main(params, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -8,7 +8,7 @@ import torch
 
 from pipeline_lib.config import RunConfig
 from pipeline_lib.training.loop import train
-from stages.common import run_stage, show_progress
+from stages.common import run_command, run_stage, show_progress
 
 
 def train_run(cfg: RunConfig, shards: Path) -> None:
@@ -31,4 +31,4 @@ def main(cfg: RunConfig, shards: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -9,7 +9,7 @@ from pipeline_lib.config import RunConfig, TransferParams
 from pipeline_lib.io import write_json
 from pipeline_lib.training.loop import load_trained
 from pipeline_lib.training.transfer import transfer
-from stages.common import run_stage
+from stages.common import run_command, run_stage
 
 
 TARGET_OPTION = click.option("--target", type=click.Path(exists=True, path_type=Path), required=True,
@@ -35,4 +35,4 @@ def main(cfg: RunConfig, shards: Path, target: Path, params) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -33,3 +33,23 @@ def test_overlay_grid_writes_one_figure_and_refuses_maps_of_another_size(tmp_pat
     assert (centre == centre[0, 0]).all()  # inside the middle cell: one colour, no grid line through it
     with pytest.raises(ValueError, match="upsample the maps"):
         overlay_grid(images, {"a": np.ones((2, 4, 4))}, tmp_path / "small.png")
+
+
+def test_saliency_strip_draws_each_methods_probe_image_with_its_own_maps_at_the_shown_epochs(tmp_path, monkeypatch):
+    from pipeline_lib.reporting import figures
+
+    calls = []
+    monkeypatch.setattr(figures, "overlay_grid", lambda images, columns, path, titles_left: calls.append(
+        (images, columns, titles_left)) or path)
+    rng = np.random.default_rng(0)
+    # every map constant, its value naming its method (10, 20) and epoch: upsampling keeps it
+    strips = {m: {"cams": np.broadcast_to(10.0 * (r + 1) + np.arange(10.0)[:, None, None, None], (10, 2, 4, 4)),
+                  "images": rng.integers(0, 256, (2, 3, 16, 16), dtype=np.uint8)}
+              for r, m in enumerate(("vanilla", "sgdrop"))}
+    assert figures.saliency_strip(strips, tmp_path / "strip.png", max_epochs=4) == tmp_path / "strip.png"
+    images, columns, rows = calls[0]
+    assert rows == ["vanilla", "sgdrop"] and list(columns) == ["epoch 1", "epoch 4", "epoch 7", "epoch 10"]
+    for r, m in enumerate(rows):
+        assert (images[r] == strips[m]["images"][0].transpose(1, 2, 0)).all()
+        for e, maps in zip((0, 3, 6, 9), columns.values()):
+            assert maps.shape == (2, 16, 16) and np.allclose(maps[r], 10.0 * (r + 1) + e)

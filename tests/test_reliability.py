@@ -393,3 +393,30 @@ def test_running_out_of_gpu_memory_is_one_line(in_tmp, monkeypatch):
     result = invoke(stages.train.main, ["--config", "c.json", "--shards", "shards"])
     assert_one_line_error(result, "out of GPU memory", "loader.batch_size")
 
+
+
+def test_a_stage_process_keeps_its_exit_code_and_freezes_its_heap_on_the_way_out(monkeypatch):
+    """stages.common.run_command, every stage's `__main__`: the exit code is the command's, error
+    or not, and the heap is frozen so that the exit skips its long last garbage collection."""
+    import click
+    import gc
+
+    from stages.common import run_command
+
+    @click.command()
+    def ok():
+        pass
+
+    @click.command()
+    def fails():
+        raise click.ClickException("bad params")
+
+    monkeypatch.setattr("sys.argv", ["stage"])
+    try:
+        for command, code in ((ok, 0), (fails, 1)):
+            gc.unfreeze()
+            with pytest.raises(SystemExit) as done:
+                run_command(command)
+            assert done.value.code == code and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

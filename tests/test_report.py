@@ -194,7 +194,7 @@ def test_pages_open_with_the_findings_and_show_each_figure_once(fabricated, in_t
 def test_the_methods_grid_draws_each_map_over_its_own_image(fabricated, in_tmp, tiny_shards, monkeypatch):
     drawn = []
     monkeypatch.setattr("pipeline_lib.reporting.report.overlay_grid",
-                        lambda images, columns, path: drawn.append((images, columns)))
+                        lambda images, columns, path: drawn.append((images, columns)) or path)
     build(in_tmp, fabricated, tiny_shards)
     test = load_split(tiny_shards, "test", 32)
     index = {k: i for i, k in enumerate(test.keys)}

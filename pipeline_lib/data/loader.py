@@ -20,7 +20,6 @@ import numpy as np
 import torch
 import webdataset as wds
 from PIL import Image
-from torchvision.io import ImageReadMode, decode_jpeg
 
 from pipeline_lib.data.shards import read_manifest, shard_urls
 
@@ -39,6 +38,8 @@ def decode_image(data: bytes, size: int) -> torch.Tensor:
     cost saved at 64 pixels); so do other formats and JPEGs that libjpeg-turbo rejects.
     Resizing is bilinear with antialiasing either way."""
     if size >= FAST_JPEG_MIN_SIZE and data[:2] == b"\xff\xd8":
+        from torchvision.io import ImageReadMode, decode_jpeg  # not at the top: see pipeline_lib.models
+
         try:
             image = decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
         except RuntimeError:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 from pydantic import Field
-from torchvision.ops import drop_block2d
 
 from pipeline_lib.strict import Strict
 from pipeline_lib.methods import METHODS, Method
@@ -49,4 +48,8 @@ class DropBlock(_LatentDropout):
         p: float = Field(ge=0, lt=1)
         block_size: int = Field(ge=1)
 
-    drop = staticmethod(lambda z, p: drop_block2d(z, p.p, min(p.block_size, z.shape[-1]), training=True))
+    @staticmethod
+    def drop(z, p):
+        from torchvision.ops import drop_block2d  # not at the top: see pipeline_lib.models
+
+        return drop_block2d(z, p.p, min(p.block_size, z.shape[-1]), training=True)

@@ -1,6 +1,10 @@
 """Architectures, registered by name, all split into `encoder` (image -> B x C x H x W latent map)
 and `head` (latent map -> logits) so that methods can act on the latent map.
 
+The architectures import torchvision inside their builders, as the DropBlock method and the JPEG
+decoder do: its import costs about 2.5 s (it imports `torch._dynamo`), which the stages that only
+validate params or draw the report (check, configure, shard, report) would pay for nothing.
+
 A head is `body` (latent map -> penultimate vector) then `fc` (the output layer), so that
 Excitation Dropout can act on the penultimate neurons and the closed-form attribution can tell
 a global-average-pooling + Linear head (`gap_linear`) from any other.

@@ -3,7 +3,6 @@ SGDrop uses autograd through it."""
 from __future__ import annotations
 
 from torch import nn
-from torchvision.models import convnext_tiny as tv_convnext_tiny
 
 from pipeline_lib.models import ARCHITECTURES, Head, SplitModel
 
@@ -12,6 +11,8 @@ from pipeline_lib.models import ARCHITECTURES, Head, SplitModel
 def convnext_tiny(num_classes: int, image_size: int, width: float = 1.0, batch_norm: bool = False) -> SplitModel:
     if width != 1.0:
         raise ValueError("model.width must be 1.0 for convnext_tiny")
+    from torchvision.models import convnext_tiny as tv_convnext_tiny
+
     net = tv_convnext_tiny(weights=None, num_classes=num_classes)
     norm, flatten, fc = net.classifier
     return SplitModel(net.features, Head(nn.Sequential(net.avgpool, norm, flatten), fc, gap_linear=False))

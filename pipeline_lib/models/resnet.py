@@ -4,8 +4,6 @@ BasicBlock so that zennit's ResNet canonizer applies; and torchvision's ImageNet
 from __future__ import annotations
 
 from torch import nn
-from torchvision.models import resnet18 as tv_resnet18, resnet50 as tv_resnet50
-from torchvision.models.resnet import BasicBlock
 
 from pipeline_lib.models import ARCHITECTURES, SplitModel, gap_head
 
@@ -14,6 +12,8 @@ def _cifar_resnet(depth: int):
     blocks = (depth - 2) // 6
 
     def build(num_classes: int, image_size: int, width: float = 1.0, batch_norm: bool = True) -> SplitModel:
+        from torchvision.models.resnet import BasicBlock
+
         widths = [max(1, round(c * width)) for c in (16, 32, 64)]
         layers = [nn.Conv2d(3, widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
         c_in = widths[0]
@@ -33,11 +33,13 @@ for _depth in (20, 56, 110):
     ARCHITECTURES.register(f"resnet{_depth}")(_cifar_resnet(_depth))
 
 
-def _torchvision_resnet(factory):
+def _torchvision_resnet(name: str):
     def build(num_classes: int, image_size: int, width: float = 1.0, batch_norm: bool = True) -> SplitModel:
+        import torchvision
+
         if width != 1.0:
             raise ValueError("model.width must be 1.0 for torchvision ResNets")
-        net = factory(weights=None, num_classes=num_classes)
+        net = getattr(torchvision.models, name)(weights=None, num_classes=num_classes)
         encoder = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool,
                                 net.layer1, net.layer2, net.layer3, net.layer4)
         head = gap_head(net.fc.in_features, num_classes)
@@ -46,5 +48,5 @@ def _torchvision_resnet(factory):
     return build
 
 
-ARCHITECTURES.register("resnet18")(_torchvision_resnet(tv_resnet18))
-ARCHITECTURES.register("resnet50")(_torchvision_resnet(tv_resnet50))
+for _name in ("resnet18", "resnet50"):
+    ARCHITECTURES.register(_name)(_torchvision_resnet(_name))

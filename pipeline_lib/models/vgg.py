@@ -8,7 +8,6 @@ then two fully connected layers of 512 units and the output layer.
 from __future__ import annotations
 
 from torch import nn
-from torchvision.models.vgg import cfgs, make_layers
 
 from pipeline_lib.models import ARCHITECTURES, Head, SplitModel, flat_size, gap_head
 
@@ -27,6 +26,8 @@ def _mlp_head(in_features: int, hidden: int, num_classes: int, pool: nn.Module |
 def tinyvgg(num_classes: int, image_size: int, width: float = 1.0, batch_norm: bool = False) -> SplitModel:
     """Four 3x3 convolutions (16, M, 32, M, 64, 64, M) and a GAP + Linear head: the small
     architecture of the embedded benchmark, a few seconds an epoch on a CPU."""
+    from torchvision.models.vgg import make_layers
+
     cfg = _scaled([16, "M", 32, "M", 64, 64, "M"], width)
     encoder = make_layers(cfg, batch_norm=batch_norm)
     return SplitModel(encoder, gap_head(cfg[-2], num_classes))
@@ -65,11 +66,15 @@ def init_like_torchvision_vgg(model: nn.Module) -> nn.Module:
     return model
 
 
-def _vgg(cfg: list, hidden: int, pool_to: int | None):
+def _vgg(cfg: list | str, hidden: int, pool_to: int | None):
+    """`cfg`: the layer list, or the key of torchvision's (`cfgs["D"]` is VGG16)."""
     def build(num_classes: int, image_size: int, width: float = 1.0, batch_norm: bool = False) -> SplitModel:
-        encoder = make_layers(_scaled(cfg, width), batch_norm=batch_norm)
+        from torchvision.models.vgg import cfgs, make_layers
+
+        cfg_ = cfgs[cfg] if isinstance(cfg, str) else cfg
+        encoder = make_layers(_scaled(cfg_, width), batch_norm=batch_norm)
         pool = nn.AdaptiveAvgPool2d(pool_to) if pool_to else None
-        channels = _scaled(cfg, width)[-2]
+        channels = _scaled(cfg_, width)[-2]
         features = channels * pool_to * pool_to if pool_to else flat_size(encoder, image_size)
         head = _mlp_head(features, max(1, round(hidden * width)), num_classes, pool)
         return init_like_torchvision_vgg(SplitModel(encoder, head))
@@ -77,5 +82,5 @@ def _vgg(cfg: list, hidden: int, pool_to: int | None):
 
 
 ARCHITECTURES.register("vgg9")(_vgg([64, "M", 128, "M", 256, 256, "M", 512, 512, "M"], 512, None))
-ARCHITECTURES.register("vgg11")(_vgg(cfgs["A"], 4096, 7))
-ARCHITECTURES.register("vgg16")(_vgg(cfgs["D"], 4096, 7))
+ARCHITECTURES.register("vgg11")(_vgg("A", 4096, 7))
+ARCHITECTURES.register("vgg16")(_vgg("D", 4096, 7))

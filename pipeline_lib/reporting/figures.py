@@ -21,6 +21,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from pipeline_lib.io import atomic_path  # noqa: E402
+from pipeline_lib.reporting.overlay import overlay_grid  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook", font_scale=0.9)
 LINESTYLES = ["-", "--", ":", "-."]
@@ -126,22 +127,13 @@ def accuracy_vs_rho(points: pd.DataFrame, style: Style, path: Path) -> Path:
 
 def saliency_strip(strips: dict[str, dict], path: Path, max_epochs: int = 8) -> Path:
     """strips: {label: {"cams": (E, K, h, w), "images": (K, 3, S, S)}}; probe image 0 over the epochs
-    (the paper's Figure 1), one row per method."""
+    (the paper's Figure 1), one row per method, its image first."""
     epochs = next(iter(strips.values()))["cams"].shape[0]
     shown = sorted(set(np.linspace(0, epochs - 1, min(max_epochs, epochs)).round().astype(int)))
-    fig, axes = plt.subplots(len(strips), len(shown), figsize=(1.4 * len(shown) + 1.2, 1.4 * len(strips)),
-                             squeeze=False)
-    for r, (label, s) in enumerate(strips.items()):
-        image = s["images"][0].transpose(1, 2, 0)
-        for c, e in enumerate(shown):
-            cam = F.interpolate(torch.from_numpy(s["cams"][e, :1]).float()[None], size=image.shape[:2],
-                                mode="bilinear", align_corners=False)[0, 0].numpy()
-            axes[r, c].imshow(image)
-            axes[r, c].imshow(cam / max(cam.max(), 1e-12), cmap="jet", alpha=0.5, vmin=0, vmax=1)
-            axes[r, c].set_xticks([])
-            axes[r, c].set_yticks([])
-            if r == 0:
-                axes[r, c].set_title(f"epoch {e + 1}", fontsize=10)
-        axes[r, 0].set_ylabel(label, fontsize=10, rotation=0, ha="right", va="center")
-    fig.tight_layout()
-    return save(fig, path)
+    images = np.stack([s["images"][0].transpose(1, 2, 0) for s in strips.values()])
+
+    def cams(e: int) -> np.ndarray:
+        at_e = torch.from_numpy(np.stack([s["cams"][e, 0] for s in strips.values()])).float()[:, None]
+        return F.interpolate(at_e, size=images.shape[1:3], mode="bilinear", align_corners=False)[:, 0].numpy()
+
+    return overlay_grid(images, {f"epoch {e + 1}": cams(e) for e in shown}, path, titles_left=list(strips))

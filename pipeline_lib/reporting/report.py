@@ -282,8 +282,7 @@ def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[s
                               cfg.loader.image_size).by_keys(keys)
 
             def draw(p, grid=grid, data=data):
-                overlay_grid(data.images.permute(0, 2, 3, 1).numpy(), grid, p)
-                return p
+                return overlay_grid(data.images.permute(0, 2, 3, 1).numpy(), grid, p)
             s.figures.append(w.figure(f"methods_grid_{slug(setup)}", f"{setup}: test images x methods, Grad-CAM "
                                       "(first seed; the paper's Figure 4).", draw, ".png"))
     per_layer = pd.DataFrame([{"setup": r.setup, "label": r.label, "seed": r.seed, "layer": i + 1, "coverage": v}
