@@ -71,10 +71,10 @@ def _vgg(cfg: list | str, hidden: int, pool_to: int | None):
     def build(num_classes: int, image_size: int, width: float = 1.0, batch_norm: bool = False) -> SplitModel:
         from torchvision.models.vgg import cfgs, make_layers
 
-        cfg_ = cfgs[cfg] if isinstance(cfg, str) else cfg
-        encoder = make_layers(_scaled(cfg_, width), batch_norm=batch_norm)
+        layers = _scaled(cfgs[cfg] if isinstance(cfg, str) else cfg, width)
+        encoder = make_layers(layers, batch_norm=batch_norm)
         pool = nn.AdaptiveAvgPool2d(pool_to) if pool_to else None
-        channels = _scaled(cfg_, width)[-2]
+        channels = layers[-2]
         features = channels * pool_to * pool_to if pool_to else flat_size(encoder, image_size)
         head = _mlp_head(features, max(1, round(hidden * width)), num_classes, pool)
         return init_like_torchvision_vgg(SplitModel(encoder, head))
