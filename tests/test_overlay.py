@@ -23,8 +23,7 @@ def test_blend_normalises_each_map_by_its_maximum_and_ignores_negative_values():
 
 def test_overlay_grid_writes_one_figure_and_refuses_maps_of_another_size(tmp_path):
     images = np.zeros((2, 16, 16, 3), dtype=np.uint8)
-    overlay_grid(images, {"a": np.ones((2, 16, 16)), "b": np.zeros((2, 16, 16))}, tmp_path / "grid.png",
-                 titles_left=["x", "y"])
+    overlay_grid(images, {"a": np.ones((2, 16, 16)), "b": np.zeros((2, 16, 16))}, tmp_path / "grid.png")
     assert Image.open(tmp_path / "grid.png").size == (480, 320)  # 1.6 in per cell at 100 dpi, 3 x 2 cells
     with matplotlib.rc_context({"axes.grid": True}):  # the report's seaborn style draws grids
         overlay_grid(np.zeros((3, 16, 16, 3), dtype=np.uint8), {"a": np.zeros((3, 16, 16)), "b": np.zeros((3, 16, 16))},
@@ -33,6 +32,14 @@ def test_overlay_grid_writes_one_figure_and_refuses_maps_of_another_size(tmp_pat
     assert (centre == centre[0, 0]).all()  # inside the middle cell: one colour, no grid line through it
     with pytest.raises(ValueError, match="upsample the maps"):
         overlay_grid(images, {"a": np.ones((2, 4, 4))}, tmp_path / "small.png")
+
+
+def test_row_titles_leave_no_blank_bands_above_and_below_the_grid(tmp_path):
+    images = np.full((4, 16, 16, 3), 128, dtype=np.uint8)
+    overlay_grid(images, {"a": np.ones((4, 16, 16))}, tmp_path / "titled.png", titles_left=["a long row title"] * 4)
+    pixels = np.asarray(Image.open(tmp_path / "titled.png").convert("L"))
+    inked = np.nonzero((pixels < 250).any(axis=1))[0]  # the rows with anything drawn
+    assert inked[0] <= 12 and len(pixels) - 1 - inked[-1] <= 12
 
 
 def test_saliency_strip_draws_each_methods_probe_image_with_its_own_maps_at_the_shown_epochs(tmp_path, monkeypatch):
