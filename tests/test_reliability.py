@@ -394,7 +394,6 @@ def test_running_out_of_gpu_memory_is_one_line(in_tmp, monkeypatch):
     assert_one_line_error(result, "out of GPU memory", "loader.batch_size")
 
 
-
 def test_a_stage_process_keeps_its_exit_code_and_freezes_its_heap_on_the_way_out(monkeypatch):
     """stages.common.run_command, every stage's `__main__`: the exit code is the command's, error
     or not, and the heap is frozen so that the exit skips its long last garbage collection."""
