@@ -24,7 +24,8 @@ from pathlib import Path
 
 import yaml
 
-from pipeline_lib.config import Params, run_configs
+from pipeline_lib.config.resolve import run_configs
+from pipeline_lib.config.schema import Params
 from pipeline_lib.io import atomic_path
 
 SHARED_STAGES = ("configure", "shard")  # run once in the workspace, before the jobs
@@ -35,7 +36,7 @@ class Cell:
     setup: str
     method: str
     seed: int
-    one_seed: bool  # a method of train.one_seed_methods: its stage is of the `run_one_seed` matrix
+    one_seed: bool  # a method of matrix.one_seed_methods: its stage is of the `run_one_seed` matrix
 
     @property
     def stage(self) -> str:
@@ -44,7 +45,7 @@ class Cell:
 
 
 def cells(params: Params) -> list[Cell]:
-    one_seed = set(params.train.one_seed_methods)
+    one_seed = set(params.matrix.one_seed_methods)
     return [Cell(c.setup, c.method.name, c.seed, c.method.name in one_seed) for c in run_configs(params)]
 
 

@@ -6,6 +6,7 @@ folder that it wrote itself, recognised by the marker file it leaves in it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
@@ -22,6 +23,40 @@ class OutputRefused(ClearError):
     pass
 
 
+class DiskFull(ClearError):
+    pass
+
+
+# How torch.save reports a failed write (it raises RuntimeError, not OSError)
+TORCH_WRITE_ERRORS = ("iostream error", "file write failed", "unexpected pos")
+
+
+@contextlib.contextmanager
+def disk_full_named(path: Path) -> Iterator[None]:
+    """A write that runs out of space becomes one line: the file, the space left on its
+    filesystem and the fix (OSError ENOSPC, or torch.save's stream errors on a full disk)."""
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        full = (isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
+                or isinstance(err, RuntimeError) and any(t in str(err) for t in TORCH_WRITE_ERRORS))
+        if not full:
+            raise
+        where = next(p for p in (path, *path.parents) if p.exists())
+        free = shutil.disk_usage(where).free
+        raise DiskFull(f"could not write {path}: no space left on the device ({free / 2**20:.0f} MB free on the "
+                       f"filesystem of {where}); free some space (or move the workspace), then rerun. "
+                       "Nothing half-written was left in its place.") from None
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _temporary(path: Path) -> Path:
     """A new empty file beside `path`, created like `open` would (mode 0666 less the umask),
     unlike `tempfile.mkstemp`'s 0600."""
@@ -35,14 +70,22 @@ def _temporary(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
+def atomic_path(path: str | os.PathLike, *, durable: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds.
+    `durable` (checkpoints, manifests): the file and then its folder are synced to the disk
+    around the rename, so that a power cut leaves the old file or the new one, never a truncated
+    one under the final name."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary(path)
     try:
-        yield tmp
+        with disk_full_named(path):
+            yield tmp
+            if durable:
+                _fsync(tmp)
         os.replace(tmp, path)
+        if durable:
+            _fsync(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -89,7 +132,8 @@ def replace_dir(path: str | os.PathLike, stage: str) -> Iterator[Path]:
     staging = path.with_name(path.name + ".partial")
     fresh_dir(staging, stage)  # a killed run's leftover is ours; someone else's folder is refused
     try:
-        yield staging
+        with disk_full_named(path):
+            yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -98,13 +142,24 @@ def replace_dir(path: str | os.PathLike, stage: str) -> Iterator[Path]:
     staging.rename(path)
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> None:
-    with atomic_path(path) as tmp:
+def write_json(path: str | os.PathLike, obj: Any, *, durable: bool = False) -> None:
+    with atomic_path(path, durable=durable) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
 
 
-def read_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text())
+class DamagedFile(ClearError):
+    pass
+
+
+def read_json(path: str | os.PathLike, fix: str = "rerun the stage that writes it (dvc repro)") -> Any:
+    """The JSON in `path`; a damaged file (empty or cut short, as a full disk leaves it) is a
+    one-line error naming it and `fix`."""
+    text = Path(path).read_text()
+    try:
+        return json.loads(text)
+    except ValueError:
+        state = "is empty" if not text.strip() else "is not valid JSON (damaged or cut short)"
+        raise DamagedFile(f"{path} {state}; {fix}") from None
 
 
 def _jsonable(obj: Any) -> Any:

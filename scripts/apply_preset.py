@@ -13,7 +13,8 @@ from pathlib import Path
 import click
 from ruamel.yaml import YAML
 
-from pipeline_lib.config import overlay, parse_params
+from pipeline_lib.config.checks import parse_params
+from pipeline_lib.config.schema import overlay
 from pipeline_lib.io import atomic_path
 from stages.common import one_line_errors
 

@@ -15,7 +15,7 @@ import click
 import torch
 from torchvision import datasets, transforms
 
-from pipeline_lib.config import params_with
+from pipeline_lib.config.checks import params_with
 from pipeline_lib.data import DATASETS
 from pipeline_lib.data.loader import StreamLoader
 from pipeline_lib.data.shards import write_shards

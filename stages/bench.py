@@ -10,7 +10,8 @@ import torch
 
 from pipeline_lib.io import atomic_path, write_json
 from pipeline_lib.training.bench import benchmark, markdown_table
-from stages.common import params_or_exit, run_command
+from stages.check import params_or_exit
+from stages.common import run_command
 
 
 @click.command()
@@ -26,7 +27,7 @@ from stages.common import params_or_exit, run_command
 def main(out, arch, image_size, batch_size, steps, methods, width, batch_norm, device) -> None:
     params = params_or_exit()
     b = params.bench
-    names = methods.split(",") if methods else (b.methods or params.train.methods + params.train.one_seed_methods)
+    names = methods.split(",") if methods else (b.methods or params.matrix.methods + params.matrix.one_seed_methods)
     if "vanilla" in names:
         names.remove("vanilla")
     names = ["vanilla", *names]

@@ -7,7 +7,19 @@ from __future__ import annotations
 
 import click
 
-from stages.common import params_or_exit, run_command
+from pipeline_lib.config.checks import load_params
+from pipeline_lib.config.schema import Params
+from pipeline_lib.errors import ClearError
+from stages.common import run_command
+
+
+def params_or_exit(path: str = "params.yaml") -> Params:
+    """params.yaml, validated (`pipeline_lib.config.checks.load_params`), or the stage ends with
+    its error in one line."""
+    try:
+        return load_params(path)
+    except ClearError as err:
+        raise click.ClickException(str(err)) from None
 
 
 @click.command()

@@ -1,5 +1,6 @@
-"""What every stage shares: params.yaml validated first, and errors that explain themselves
-(bad params, bad data, a refused output, a diverged run) shown as one line, not a traceback."""
+"""What every stage shares: errors that explain themselves (bad params, bad data, a refused
+output, a diverged run, a full disk) shown as one line, not a traceback, and the per-setup
+stages' `--params` option."""
 from __future__ import annotations
 
 import functools
@@ -10,9 +11,8 @@ from pathlib import Path
 
 import click
 
-from pipeline_lib.config import Params, RunConfig, load_params, read_stage_params
+from pipeline_lib.config.schema import read_stage_params
 from pipeline_lib.errors import ClearError
-from pipeline_lib.io import read_json
 
 # FileNotFoundError: the messages of missing data, shards and checkpoints say what to run
 USER_ERRORS = (ClearError, FileNotFoundError)
@@ -50,29 +50,6 @@ def stage_params_option(files: str):
     return click.option("--params", "params", type=click.Path(exists=True, path_type=Path), required=True,
                         callback=lambda ctx, opt, path: read_stage_params(path),
                         help=f"configs/<setup>/{files}, written by stages.configure")
-
-
-def run_stage(params_file: str | None = None):
-    """The options every per-run stage shares, parsed: `--config` (the run's config, a RunConfig),
-    `--shards` (its setup's shards) and, with `params_file` (the stage's file name under
-    configs/<setup>/), `--params` (the sections the stage reads); then `one_line_errors`."""
-    def decorate(command):
-        command = one_line_errors(command)
-        if params_file:
-            command = stage_params_option(f"{params_file}.json")(command)
-        command = click.option("--shards", type=click.Path(exists=True, path_type=Path), required=True,
-                               help="the setup's shards, data/shards/<setup>/main")(command)
-        return click.option("--config", "cfg", type=click.Path(exists=True, path_type=Path), required=True,
-                            callback=lambda ctx, opt, path: RunConfig(**read_json(path)),
-                            help="the run's config, configs/<setup>/<method>/seed<k>.json")(command)
-    return decorate
-
-
-def params_or_exit(path: str = "params.yaml") -> Params:
-    try:
-        return load_params(path)
-    except ClearError as err:
-        raise click.ClickException(str(err)) from None
 
 
 def show_progress() -> bool:

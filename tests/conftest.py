@@ -1,14 +1,20 @@
-"""Shared fixtures: tiny synthetic shards (32 px) built once per test session."""
+"""Shared fixtures: tiny synthetic shards (32 px) built once per test session, and params built
+from the committed params.yaml, never the workspace's copy, which `dvc exp run -S ...` rewrites."""
 from __future__ import annotations
 
+import functools
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 import yaml
 
-from pipeline_lib.config import merged, parse_params
+from pipeline_lib.config.checks import parse_params
+from pipeline_lib.config.schema import merged
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SHARED_DATA = Path(os.environ.get("OVERFOCUS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -16,15 +22,30 @@ TINY = {
     "data": {"synthetic": {"image_size": 32, "cue_size": 4, "train": 60, "val": 20, "test": 20, "test_nocue": 10, "test_conflict": 10}},
     "loader": {"image_size": 32, "batch_size": 16, "augment": {"crop_padding": 2}},
     "model": {"architecture": "tinyvgg", "width": 0.25, "batch_norm": True},
-    "train": {"methods": ["vanilla"], "one_seed_methods": [], "epochs": 2, "probe_size": 4},
+    "matrix": {"methods": ["vanilla"], "one_seed_methods": []}, "train": {"epochs": 2, "probe_size": 4},
 }
 
 
+@functools.cache
+def committed_params_text() -> str:
+    """params.yaml as git's index holds it (the last commit, or what a developer staged), so that
+    an experiment's edits to the workspace's copy change no test; the file itself outside git."""
+    try:
+        return subprocess.run(["git", "show", ":params.yaml"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return (ROOT / "params.yaml").read_text()
+
+
+def shipped_raw() -> dict:
+    """The committed params.yaml as a dict."""
+    return yaml.safe_load(committed_params_text())
+
+
 def tiny_raw(**overrides) -> dict:
-    """The shipped params.yaml as a dict, shrunk by TINY, with the test's own overrides on top
+    """The committed params.yaml as a dict, shrunk by TINY, with the test's own overrides on top
     (`setups` replaces the shipped setups)."""
-    shipped = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
-    return merged(shipped, merged(TINY, overrides))
+    return merged(shipped_raw(), merged(TINY, overrides))
 
 
 def tiny_params(**overrides):

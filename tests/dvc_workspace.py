@@ -9,13 +9,12 @@ from pathlib import Path
 
 import yaml
 
-from pipeline_lib.config import merged
+from pipeline_lib.config.schema import merged
 from tests.conftest import TINY, tiny_raw
 
 ROOT = Path(__file__).resolve().parents[1]
 # The shipped params, shrunk to seconds: two cells (one of each matrix), every stage.
-OVERRIDES = {**TINY, "train": {**TINY["train"], "methods": ["vanilla"], "one_seed_methods": ["dropout"], "seeds": [0],
-                               "epochs": 1},
+OVERRIDES = {**TINY, "matrix": {"methods": ["vanilla"], "one_seed_methods": ["dropout"], "seeds": [0]}, "train": {**TINY["train"], "epochs": 1},
              "attribute": {"methods": ["gradcam"], "max_images": 8, "grid_images": 2},
              "evaluate": {"coverage_batches": 1, "coverage_batch_size": 8},
              "transfer": {"epochs": 1, "data": {"synthetic": {"image_size": 32, "cue_size": 4, "train": 20, "val": 10, "test": 10}}},

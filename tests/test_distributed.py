@@ -7,13 +7,13 @@ import sys
 
 import torch
 
-from pipeline_lib.config import run_configs
+from pipeline_lib.config.resolve import run_configs
 from pipeline_lib.training.loop import CHECKPOINT
 from tests.conftest import tiny_params
 
 
 def test_two_gloo_processes_match_one(tiny_shards, in_tmp):
-    cfg = run_configs(tiny_params(train={"methods": ["sgdrop"], "epochs": 2}, model={"batch_norm": False},
+    cfg = run_configs(tiny_params(matrix={"methods": ["sgdrop"]}, train={"epochs": 2}, model={"batch_norm": False},
                                   rho=0.05))[0]
     (in_tmp / "cfg.json").write_text(json.dumps(cfg.model_dump()))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CI": "1"}

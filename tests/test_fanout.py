@@ -10,7 +10,7 @@ import pytest
 submitit = pytest.importorskip("submitit")
 
 from pipeline_lib import cluster  # noqa: E402
-from pipeline_lib.config import load_params  # noqa: E402
+from pipeline_lib.config.checks import load_params  # noqa: E402
 from tests.dvc_workspace import repro, workspace  # noqa: E402
 
 

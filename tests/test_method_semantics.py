@@ -3,6 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from pipeline_lib.config.resolve import method_spec
 from pipeline_lib.methods import build_method
 from pipeline_lib.methods.sgqn import top_quantile_mask
 from pipeline_lib.models import build_model
@@ -12,7 +13,7 @@ from tests.conftest import tiny_params
 def method(name, **params):
     torch.manual_seed(0)
     model = build_model("tinyvgg", 4, 32, tiny_params(**{"model": {"width": 0.25}}).model)
-    spec = tiny_params(train={"methods": [name]}, methods={name: params}).method_spec(name)
+    spec = method_spec(tiny_params(matrix={"methods": [name]}, methods={name: params}), name)
     return build_method(spec, model=model, num_classes=4, image_size=32, epochs=2), model
 
 

@@ -10,7 +10,7 @@ from pipeline_lib.methods.reldrop import block_mask, pixel_mask
 from pipeline_lib.methods.saliency_training import lowest_saliency_mask
 from pipeline_lib.models import ARCHITECTURES, build_model
 from pipeline_lib.training.loop import build_run, train_step
-from pipeline_lib.config import RunConfig
+from pipeline_lib.config.resolve import RunConfig, method_spec
 from tests.conftest import tiny_params
 
 ALL = ["vanilla", "dropout", "spatial_dropout", "dropblock", "sgdrop", "excitation_dropout", "saliency_training",
@@ -24,9 +24,9 @@ def test_every_registered_method_is_covered_here():
 @pytest.mark.parametrize("arch", ["vgg11", "resnet20"])
 @pytest.mark.parametrize("method", ALL)
 def test_method_trains_on_a_vgg_and_a_resnet(method, arch):
-    params = tiny_params(train={"methods": [method]}, model={"architecture": arch},
+    params = tiny_params(matrix={"methods": [method]}, model={"architecture": arch},
                          methods={"focused_dropout": {"participation": 1.0}, "reldrop": {"p": 1.0}})
-    cfg = RunConfig(setup="default", method=params.method_spec(method), seed=0, data=params.data,
+    cfg = RunConfig(setup="default", method=method_spec(params, method), seed=0, data=params.data,
                     loader=params.loader, model=params.model.model_copy(update={"width": 0.125}), train=params.train)
     run = build_run(cfg, num_classes=4, image_size=32)
     run.method.start_epoch(1)
@@ -43,9 +43,9 @@ def test_method_trains_on_a_vgg_and_a_resnet(method, arch):
 def test_method_builds_on_a_model_already_on_its_device(method):
     """build_run moves the model first (the GPU path): a method probing the encoder must probe it
     on the encoder's device. The meta device stands in for a GPU on the CPU."""
-    params = tiny_params(train={"methods": [method]})
+    params = tiny_params(matrix={"methods": [method]})
     model = build_model("tinyvgg", 4, 32, params.model).to("meta")
-    built = build_method(params.method_spec(method), model=model, num_classes=4, image_size=32, epochs=2)
+    built = build_method(method_spec(params, method), model=model, num_classes=4, image_size=32, epochs=2)
     state = torch.utils._pytree.tree_leaves(built.to("meta").state_dict())  # as build_run does
     assert all(t.device.type == "meta" for t in state if isinstance(t, torch.Tensor))  # EMA copy, extra heads
 
@@ -60,8 +60,8 @@ def test_retain_probability_matches_the_paper_at_its_anchor_points():
 
 
 def excitation_dropout(model, **params):
-    spec = tiny_params(train={"methods": ["excitation_dropout"]},
-                       methods={"excitation_dropout": params}).method_spec("excitation_dropout")
+    spec = method_spec(tiny_params(matrix={"methods": ["excitation_dropout"]},
+                       methods={"excitation_dropout": params}), "excitation_dropout")
     return build_method(spec, model=model, num_classes=2, image_size=32, epochs=1)
 
 
@@ -151,7 +151,7 @@ def test_saliency_training_masks_exactly_the_lowest_k_percent():
 
 
 def _method(name, model, **params):
-    spec = tiny_params(**{"train": {"methods": [name]}, "methods": {name: params}}).method_spec(name)
+    spec = method_spec(tiny_params(**{"matrix": {"methods": [name]}, "methods": {name: params}}), name)
     return build_method(spec, model=model, num_classes=5, image_size=32, epochs=2)
 
 
@@ -277,8 +277,8 @@ def test_camdrop_at_shallow_layers_uses_the_channel_grouped_cam_and_only_in_trai
     assert grouped_weights(alpha, 4).tolist() == [[1.0, 5.0, 9.0, 13.0]]  # pairs of latent channels
     torch.manual_seed(0)
     model = ARCHITECTURES.get("tinyvgg")(num_classes=3, image_size=32, width=1.0)
-    spec = tiny_params(**{"train": {"methods": ["camdrop"]},
-                         "methods": {"camdrop": {"shallow_layers": [1], "keep_prob": 0.5}}}).method_spec("camdrop")
+    spec = method_spec(tiny_params(**{"matrix": {"methods": ["camdrop"]},
+                         "methods": {"camdrop": {"shallow_layers": [1], "keep_prob": 0.5}}}), "camdrop")
     method = build_method(spec, model=model, num_classes=3, image_size=32, epochs=1)
     method.start_epoch(0)
     x, y = torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 0])
@@ -310,8 +310,8 @@ def test_focused_dropout_acts_and_magnifies_weight_decay_only_on_participating_b
     with the method's own base decay when the optimizer has none."""
     torch.manual_seed(0)
     model = ARCHITECTURES.get("tinyvgg")(num_classes=2, image_size=32, width=0.25)
-    spec = tiny_params(methods={"focused_dropout": {"participation": 0.3, "weight_decay_factor": 10.0,
-                                                    "weight_decay": own}}).method_spec("focused_dropout")
+    spec = method_spec(tiny_params(methods={"focused_dropout": {"participation": 0.3, "weight_decay_factor": 10.0,
+                                                    "weight_decay": own}}), "focused_dropout")
     fd = FocusedDropout(FocusedDropout.Params(**spec.params), model=model, num_classes=2, image_size=32, epochs=1)
     cls = torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam
     opt = cls(model.parameters(), lr=0.1, weight_decay=0.01 if own is None else 0.0)
@@ -336,7 +336,7 @@ def test_focused_dropout_acts_and_magnifies_weight_decay_only_on_participating_b
 
 
 def test_focused_dropout_default_ratio_is_the_papers_0_3_to_0_6():
-    params = tiny_params().method_spec("focused_dropout").params
+    params = method_spec(tiny_params(), "focused_dropout").params
     assert (params["low"], params["high"]) == (0.3, 0.6)
 
 

@@ -309,7 +309,7 @@ def test_mask_leakage_of_a_random_method_does_not_depend_on_what_was_drawn_befor
     model = _MaskReader(classes)  # predicts the channel a random spatial dropout zeroed
     model.encoder.weight.data.zero_()
     model.encoder.bias.data.fill_(1.0)
-    method = build_method(tiny_params(train={"methods": ["spatial_dropout"]}).method_spec("spatial_dropout"),
+    method = build_method(method_spec(tiny_params(matrix={"methods": ["spatial_dropout"]}), "spatial_dropout"),
                           model=model, num_classes=classes, image_size=4, epochs=1)
     images, labels = torch.zeros(n, 3, 4, 4, dtype=torch.uint8), torch.arange(n) % classes
     args = dict(num_classes=classes, batch_size=50)
@@ -330,9 +330,9 @@ def test_coverage_occlusion_and_leakage_images_are_stratified_draws(tiny_shards,
     """The synthetic splits interleave their classes, so storage order would look balanced here:
     check that each of these metrics draws its test images with stratified_sample."""
     import pipeline_lib.metrics.run_metrics as rm
-    from pipeline_lib.config import run_configs
+    from pipeline_lib.config.resolve import method_spec, run_configs
     from pipeline_lib.training.loop import load_trained, train
-    params = tiny_params(train={"methods": ["sgdrop"], "epochs": 1},
+    params = tiny_params(matrix={"methods": ["sgdrop"]}, train={"epochs": 1},
                          evaluate={"coverage_batches": 2, "coverage_batch_size": 4, "occlusion_images": 6,
                                    "leakage_images": 10})
     cfg = run_configs(params)[0]

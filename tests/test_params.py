@@ -5,10 +5,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline_lib.config import ParamsError, parse_params, run_configs
+from pipeline_lib.config.checks import parse_params
+from pipeline_lib.config.resolve import method_spec, run_configs
+from pipeline_lib.config.schema import ParamsError
 from pipeline_lib.data import DATASETS
 from pipeline_lib.data.files import resolve_root
-from tests.conftest import tiny_params, tiny_raw
+from tests.conftest import shipped_raw, tiny_params, tiny_raw
 
 
 def error_of(raw) -> str:
@@ -25,7 +27,7 @@ def test_unknown_dataset_lists_the_valid_ones():
 
 
 def test_unknown_method_lists_the_valid_ones():
-    msg = error_of({"train": {"methods": ["vanilla", "sgdorp"]}})
+    msg = error_of({"matrix": {"methods": ["vanilla", "sgdorp"]}})
     assert "sgdorp" in msg and "sgdrop" in msg and "camdrop" in msg
 
 
@@ -47,9 +49,9 @@ def test_negative_epochs_and_zero_batch_size():
 
 
 def test_method_params_are_checked_with_the_method_name():
-    msg = error_of({"train": {"methods": ["dropout"]}, "methods": {"dropout": {"p": 2.0}}})
+    msg = error_of({"matrix": {"methods": ["dropout"]}, "methods": {"dropout": {"p": 2.0}}})
     assert "methods.dropout.p" in msg
-    msg = error_of({"train": {"methods": ["dropout"]}, "methods": {"dropout": {"rate": 0.5}}})
+    msg = error_of({"matrix": {"methods": ["dropout"]}, "methods": {"dropout": {"rate": 0.5}}})
     assert "methods.dropout.rate" in msg and "unknown key" in msg
 
 
@@ -73,16 +75,16 @@ def test_root_from_environment(tmp_path, monkeypatch):
 
 
 def test_sgdrop_reads_the_top_level_rates():
-    params = tiny_params(**{"rho": 0.025, "train": {"methods": ["sgdrop", "curr"]},
+    params = tiny_params(**{"rho": 0.025, "matrix": {"methods": ["sgdrop", "curr"]},
                            "methods": {"curr": {"type": "sgdrop", "schedule": "linear"}}})
-    assert params.method_spec("sgdrop").params["rho"] == 0.025
-    assert params.method_spec("curr").type == "sgdrop"
-    assert params.method_spec("curr").params["schedule"] == "linear"
+    assert method_spec(params, "sgdrop").params["rho"] == 0.025
+    assert method_spec(params, "curr").type == "sgdrop"
+    assert method_spec(params, "curr").params["schedule"] == "linear"
 
 
 def test_a_setup_overrides_rho_for_its_own_runs_only():
     """The SGDrop paper's Table 12: rho 0.1 for ConvNeXt on Imagenette, 0.01 for the others."""
-    params = tiny_params(**{"rho": 0.01, "train": {"methods": ["sgdrop", "own"]},
+    params = tiny_params(**{"rho": 0.01, "matrix": {"methods": ["sgdrop", "own"]},
                             "methods": {"own": {"type": "sgdrop", "rho": 0.02}},
                             "setups": {"default": {}, "convnext": {"model": {"architecture": "convnext_tiny",
                                                                              "width": 1.0}, "rho": 0.1}}})
@@ -99,15 +101,15 @@ def test_a_runs_config_depends_only_on_what_changes_its_weights():
 
     methods = ["vanilla", "sgdrop", "curriculum"]
     curriculum = {"curriculum": {"type": "sgdrop", "schedule": "linear"}}
-    base = configs(train={"methods": methods}, methods=curriculum)
-    grown = configs(train={"methods": methods + ["dropout"], "seeds": [0, 1]}, methods=curriculum)
+    base = configs(matrix={"methods": methods}, methods=curriculum)
+    grown = configs(matrix={"methods": methods + ["dropout"], "seeds": [0, 1]}, methods=curriculum)
     for method in methods:
         assert grown[("tinyvgg", method, 0)] == base[("tinyvgg", method, 0)]
-    swept = configs(train={"methods": methods}, methods=curriculum, rho=0.05)
+    swept = configs(matrix={"methods": methods}, methods=curriculum, rho=0.05)
     assert swept[("tinyvgg", "sgdrop", 0)] != base[("tinyvgg", "sgdrop", 0)]
     assert swept[("tinyvgg", "vanilla", 0)] == base[("tinyvgg", "vanilla", 0)]
     assert swept[("tinyvgg", "curriculum", 0)] == base[("tinyvgg", "curriculum", 0)]  # linear: rho unused
-    moved = configs(train={"methods": ["vanilla"], "one_seed_methods": ["sgdrop", "curriculum"], "seeds": [0, 1]},
+    moved = configs(matrix={"methods": ["vanilla"], "one_seed_methods": ["sgdrop", "curriculum"], "seeds": [0, 1]},
                     methods=curriculum)
     assert set(moved) == {("tinyvgg", "vanilla", 0), ("tinyvgg", "vanilla", 1),
                           ("tinyvgg", "sgdrop", 0), ("tinyvgg", "curriculum", 0)}
@@ -116,7 +118,7 @@ def test_a_runs_config_depends_only_on_what_changes_its_weights():
 
 
 def test_a_method_in_both_method_lists_is_refused():
-    msg = error_of({"train": {"methods": ["vanilla", "sgdrop"], "one_seed_methods": ["sgdrop", "dropout"]}})
+    msg = error_of({"matrix": {"methods": ["vanilla", "sgdrop"], "one_seed_methods": ["sgdrop", "dropout"]}})
     assert "train.one_seed_methods" in msg and "sgdrop" in msg
 
 
@@ -127,7 +129,7 @@ def test_dvc_yaml_runs_the_cells_of_run_configs(tmp_path):
     from dvc.repo import Repo
 
     root = Path(__file__).resolve().parents[1]
-    raw = tiny_raw(train={"methods": ["vanilla", "sgdrop"], "one_seed_methods": ["dropout"], "seeds": [0, 1]})
+    raw = tiny_raw(matrix={"methods": ["vanilla", "sgdrop"], "one_seed_methods": ["dropout"], "seeds": [0, 1]})
     raw["setups"] = {"default": {}, "wide": {"model": {"width": 0.5}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     shutil.copy(root / "dvc.yaml", tmp_path)
@@ -146,21 +148,21 @@ def test_dvc_yaml_runs_the_cells_of_run_configs(tmp_path):
 
 def test_params_yaml_is_the_only_home_of_defaults():
     """The schema holds no default: a key left out of params.yaml is named, never filled in."""
-    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    raw = shipped_raw()
     del raw["train"]["lr"], raw["evaluate"]["occlusion_patch"]
     with pytest.raises(ParamsError) as err:
         parse_params(raw)
     msg = str(err.value)
     assert "'train.lr': missing" in msg and "'evaluate.occlusion_patch': missing" in msg
-    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    raw = shipped_raw()
     del raw["methods"]["dropblock"]["block_size"]  # a method's params too
     with pytest.raises(ParamsError, match="'methods.dropblock.block_size': missing"):
         parse_params(raw)
 
 
 def test_a_method_variant_starts_from_its_base_entry():
-    params = tiny_params(**{"train": {"methods": ["sgdrop", "slow"]},
+    params = tiny_params(**{"matrix": {"methods": ["sgdrop", "slow"]},
                           "methods": {"sgdrop": {"ema_decay": 0.9}, "slow": {"type": "sgdrop", "schedule": "linear"}}})
-    assert params.method_spec("slow").params["ema_decay"] == 0.9
-    assert params.method_spec("slow").params["schedule"] == "linear"
-    assert params.method_spec("sgdrop").params["schedule"] == "constant"
+    assert method_spec(params, "slow").params["ema_decay"] == 0.9
+    assert method_spec(params, "slow").params["schedule"] == "linear"
+    assert method_spec(params, "sgdrop").params["schedule"] == "constant"

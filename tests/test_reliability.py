@@ -12,7 +12,9 @@ import yaml
 from click.testing import CliRunner
 from PIL import Image
 
-from pipeline_lib.config import ParamsError, load_params, parse_params, run_configs, setup_stage_params
+from pipeline_lib.config.checks import load_params, parse_params
+from pipeline_lib.config.resolve import run_configs, setup_stage_params
+from pipeline_lib.config.schema import ParamsError
 from pipeline_lib.data import DATASETS, Sample, Source
 from pipeline_lib.data.files import BadArchive, list_images, read_images
 from pipeline_lib.data.shards import TooManyBadImages, write_shards

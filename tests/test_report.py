@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline_lib.config import run_configs
+from pipeline_lib.config.resolve import method_spec, run_configs
 from pipeline_lib.data.loader import load_split
 from pipeline_lib.io import write_json
 from pipeline_lib.reporting.collect import aggregate, collect, label_variants
@@ -66,7 +66,7 @@ def fabricate(root: Path, params, warn: str | None = None, acc=None) -> None:
 
 
 def study(**train):
-    return tiny_params(train={"seeds": [0, 1, 2], "methods": ["vanilla", "sgdrop", "sgdrop_no_ema"], **train},
+    return tiny_params(matrix={"seeds": [0, 1, 2], "methods": ["vanilla", "sgdrop", "sgdrop_no_ema"]}, train={**train},
                        methods=METHODS, setups={"tiny": {}, "resnet": {"model": {"architecture": "resnet20"}}})
 
 
@@ -74,13 +74,13 @@ def build(root: Path, params, shards: Path, order=None, bench=None):
     out = root / "reports"
     if bench:
         write_json(out / "bench" / "tinyvgg_32px_b16_cpu.json", bench)
-    specs = {name: params.method_spec(name) for name in {*params.methods, *params.train.methods}}
+    specs = {name: method_spec(params, name) for name in {*params.methods, *params.matrix.methods}}
     for setup in params.setups:  # every setup's shards are the tiny ones
         link = root / "shards" / setup / "main"
         if not link.exists():
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(shards)
-    page = build_report(collect(Path("configs")), specs=specs, order=order or list(params.train.methods),
+    page = build_report(collect(Path("configs")), specs=specs, order=order or list(params.matrix.methods),
                         setups=list(params.setups), out=out, shards=root / "shards", bench_dir=out / "bench",
                         params_text="x: 1\n",
                         attribute_splits={name: params.setup(name).attribute.split for name in params.setups})
@@ -233,7 +233,7 @@ def test_a_matrix_without_finished_runs_still_gives_the_claims(in_tmp, tiny_shar
 
 
 def test_a_rho_curve_needs_two_rho_values(in_tmp, tiny_shards):
-    params = tiny_params(train={"methods": ["sgdrop", "sgdrop_high"], "seeds": [0, 1]},
+    params = tiny_params(matrix={"methods": ["sgdrop", "sgdrop_high"], "seeds": [0, 1]},
                          methods={"sgdrop_high": {"type": "sgdrop", "rho": 0.2}})
     fabricate(in_tmp, params, acc=lambda cfg: 0.8 - 0.3 * (cfg.method.name == "sgdrop_high") + 0.01 * cfg.seed)
     page, out = build(in_tmp, params, tiny_shards)

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from pipeline_lib.attribution.latent import grad_x_act, latent_gradient
+from pipeline_lib.config.resolve import method_spec
 from pipeline_lib.methods import build_method
 from pipeline_lib.methods.sgdrop import rho_at, top_k_mask
 from pipeline_lib.models import ARCHITECTURES, latent_shape
@@ -12,8 +13,8 @@ from tests.conftest import tiny_params
 def make(arch="tinyvgg", width=0.5, **method):
     torch.manual_seed(0)
     model = ARCHITECTURES.get(arch)(num_classes=5, image_size=32, width=width)
-    params = tiny_params(**{"train": {"methods": ["sgdrop"]}, "methods": {"sgdrop": method}})
-    sg = build_method(params.method_spec("sgdrop"), model=model, num_classes=5, image_size=32, epochs=4)
+    params = tiny_params(**{"matrix": {"methods": ["sgdrop"]}, "methods": {"sgdrop": method}})
+    sg = build_method(method_spec(params, "sgdrop"), model=model, num_classes=5, image_size=32, epochs=4)
     return model, sg
 
 

@@ -1,8 +1,11 @@
-"""dvc.yaml tells the truth: every project module a stage runs is among that stage's deps.
+"""dvc.yaml tells the truth: every project module a stage runs is among that stage's deps, and
+nothing else is.
 
-The imports are read from the code (function-level imports included) and followed transitively,
-so a stage that starts using a module without declaring it fails here instead of leaving its
-results silently stale after that module changes.
+The imports are read from the code (function-level imports included) and followed transitively
+(`pipeline_lib.provenance.closure`), so a stage that starts using a module without declaring it
+fails here instead of leaving its results silently stale after that module changes, and a stage
+that declares code it does not run (a method's module as a dep of the shard stage) fails too,
+since every edit there would rerun it for nothing.
 """
 import ast
 from pathlib import Path
@@ -10,58 +13,24 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline_lib.provenance import PLUMBING, closure as code_closure, module_file
+
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("pipeline_lib", "stages")
-# Plumbing that cannot change a result (atomic file writes, error types, the name registry, the params base
-# class, the params loader's error formatting, the progress-bar switch): need not be declared, but
-# what it imports must be.
-PLUMBING = {"pipeline_lib/io.py", "pipeline_lib/errors.py", "pipeline_lib/registry.py", "pipeline_lib/strict.py",
-            "stages/common.py"}
-
-
-def module_file(name: str) -> str | None:
-    """The repository path of a dotted module name, or None when it is not project code."""
-    if name.split(".")[0] not in PACKAGES:
-        return None
-    base = ROOT.joinpath(*name.split("."))
-    for path in (base.with_suffix(".py"), base / "__init__.py"):
-        if path.exists():
-            return path.relative_to(ROOT).as_posix()
-    return None
-
-
-def imported_modules(path: str) -> set[str]:
-    """Dotted names a file imports anywhere in its body, with the packages that importing runs."""
-    tree = ast.parse((ROOT / path).read_text())
-    package = path.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
-    if not path.endswith("__init__.py"):
-        package = package.rpartition(".")[0]
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
-            names.add(base)
-            names.update(f"{base}.{a.name}" for a in node.names)  # `from pkg import submodule`
-    with_parents = set()
-    for name in names:
-        parts = name.split(".")
-        with_parents.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
-    return with_parents
 
 
 def closure(entry: str) -> set[str]:
-    seen, todo = set(), [entry]
-    while todo:
-        path = todo.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        todo.extend(f for f in map(module_file, imported_modules(path)) if f and f not in seen)
-    return seen - PLUMBING - {"pipeline_lib/__init__.py", "stages/__init__.py"}
+    return code_closure([entry])
+
+
+def read_as_code(name: str) -> set[str]:
+    """Source files a stage reads as data rather than imports: the report compares each run's
+    training-code digests with today's code, so it reads every method's and architecture's."""
+    if name != "report":
+        return set()
+    from pipeline_lib.methods import METHODS
+    from pipeline_lib.models import ARCHITECTURES
+    from pipeline_lib.training.identity import training_files
+    return {f for m in METHODS.names() for a in ARCHITECTURES.names() for f in training_files(m, a)}
 
 
 def stages() -> dict[str, dict]:
@@ -88,6 +57,17 @@ def test_every_module_a_stage_runs_is_a_declared_dep(name):
     deps = declared_deps(stage)
     missing = sorted(p for p in closure(stage_entry(stage)) if not covered(p, deps))
     assert not missing, f"dvc.yaml stage {name!r} runs {missing} without declaring them in its deps"
+
+
+@pytest.mark.parametrize("name", sorted(stages()))
+def test_a_stage_declares_no_code_it_does_not_run(name):
+    stage = stages()[name]
+    runs = closure(stage_entry(stage)) | read_as_code(name) | PLUMBING
+    code = [d for d in declared_deps(stage) if d.split("/")[0] in ("pipeline_lib", "stages")]
+    idle = sorted(f.relative_to(ROOT).as_posix() for d in code for f in
+                  ([ROOT / d] if d.endswith(".py") else (ROOT / d).rglob("*.py"))
+                  if f.relative_to(ROOT).as_posix() not in runs)
+    assert not idle, f"dvc.yaml stage {name!r} declares {idle} among its deps, but does not run them"
 
 
 def test_the_import_reader_follows_function_level_and_from_imports():

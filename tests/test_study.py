@@ -7,12 +7,14 @@ import pytest
 
 import yaml
 
-from pipeline_lib.config import ParamsError, merged, overlay, parse_params, run_configs
-from tests.conftest import tiny_params
+from pipeline_lib.config.checks import parse_params
+from pipeline_lib.config.resolve import method_spec, run_configs
+from pipeline_lib.config.schema import ParamsError, merged, overlay
+from tests.conftest import shipped_raw, tiny_params
 from tests.dvc_workspace import ran, repro, workspace, write_params
 
 ROOT = Path(__file__).resolve().parents[1]
-TWO_SETUPS = {"train": {"one_seed_methods": []},
+TWO_SETUPS = {"matrix": {"one_seed_methods": []},
               "setups": {"default": {}, "large": {"data": {"synthetic": {"train": 80}}, "train": {"lr": 0.001}}}}
 
 
@@ -56,7 +58,7 @@ def test_new_metric_params_rerun_a_run_stage_without_retraining(tmp_path):
 
 
 def test_each_setup_is_its_own_run_matrix():
-    params = tiny_params(**merged(TWO_SETUPS, {"train": {"methods": ["vanilla", "sgdrop"], "seeds": [0, 1]}}))
+    params = tiny_params(**merged(TWO_SETUPS, {"matrix": {"methods": ["vanilla", "sgdrop"], "seeds": [0, 1]}}))
     cells = [(c.setup, c.method.name, c.seed, c.data.synthetic.train, c.train.lr) for c in run_configs(params)]
     assert cells == [(s, m, seed, size, lr) for s, size, lr in (("default", 60, 0.002), ("large", 80, 0.001))
                      for m in ("vanilla", "sgdrop") for seed in (0, 1)]
@@ -67,7 +69,7 @@ def test_each_setup_is_its_own_run_matrix():
 @pytest.mark.parametrize("setup, expected", [
     ({"data": {"synthetic": {"trian": 10}}}, "setup 'bad', key 'data.synthetic.trian': unknown key; did you mean"),
     ({"model": {"architecture": "vgg17"}}, "setup 'bad', key 'model.architecture'"),
-    ({"train": {"seeds": [3]}}, "setup 'bad' sets train.seeds, which every setup shares"),
+    ({"matrix": {"seeds": [3]}}, "setup 'bad' sets train.seeds, which every setup shares"),
     ({"loader": {"image_size": 30}, "evaluate": {"occlusion_patch": 8}}, "setup 'bad', key 'loader.image_size'"),
     ({"evaluate": {"occlusion_patch": 7}}, "setup 'bad', key 'evaluate.occlusion_patch': 7 does not divide"),
     ([1, 2], "key 'setups.bad': Input should be a valid dictionary"),
@@ -92,10 +94,10 @@ def test_setup_names_are_checked(setups, expected):
 def test_the_paper_study_preset_is_valid_and_names_table_12():
     """params/paper-study.yaml: 5 datasets x 3 architectures plus CIFAR-10 and STL10, Table 12's
     settings per pair."""
-    shipped = yaml.safe_load((ROOT / "params.yaml").read_text())
+    shipped = shipped_raw()
     params = parse_params(overlay(shipped, yaml.safe_load((ROOT / "params" / "paper-study.yaml").read_text())))
     assert len(params.setups) == 17
-    rho = {name: params.setup(name).method_spec("sgdrop").params["rho"] for name in params.setups}
+    rho = {name: method_spec(params.setup(name), "sgdrop").params["rho"] for name in params.setups}
     assert rho["imagenette-convnext_tiny"] == rho["imagewoof-convnext_tiny"] == 0.1
     assert rho["rsicd-convnext_tiny"] == rho["resisc45-convnext_tiny"] == rho["patternnet-convnext_tiny"] == 0.05
     assert {rho[f"{d}-{a}"] for d in ("imagenette", "rsicd") for a in ("vgg16", "resnet50")} == {0.01}
@@ -132,7 +134,7 @@ PRESETS = sorted([*ROOT.glob("params/*.yaml"), *ROOT.glob("reports/results/*/pre
 
 @pytest.mark.parametrize("preset", PRESETS, ids=[p.relative_to(ROOT).as_posix() for p in PRESETS])
 def test_every_shipped_preset_applies_to_a_valid_params_file(preset):
-    raw = overlay(yaml.safe_load((ROOT / "params.yaml").read_text()), yaml.safe_load(preset.read_text()))
+    raw = overlay(shipped_raw(), yaml.safe_load(preset.read_text()))
     if raw["data"]["boxes_csv"] and not (ROOT / raw["data"]["boxes_csv"]).is_file():
         raw["data"]["boxes_csv"] = None  # the shared data is not beside every checkout; the rest is checked
     assert parse_params(raw).cells()
@@ -141,12 +143,12 @@ def test_every_shipped_preset_applies_to_a_valid_params_file(preset):
 def test_a_setup_cannot_define_a_method_of_its_own():
     with pytest.raises(ParamsError, match="setup 'bad' defines methods mine, which no run would use"):
         tiny_params(setups={"default": {}, "bad": {"methods": {"mine": {"type": "sgdrop"}}}})
-    params = tiny_params(train={"methods": ["sgdrop"], "seeds": [0]},
+    params = tiny_params(matrix={"methods": ["sgdrop"], "seeds": [0]},
                          setups={"default": {}, "other": {"methods": {"sgdrop": {"rho": 0.05}}}})
     assert [c.method.params["rho"] for c in run_configs(params)] == [0.01, 0.05]
 
 
 def test_a_bad_method_entry_in_a_setup_names_the_setup():
     with pytest.raises(ParamsError, match="setup 'bad', key 'methods.sgdrop.rho'"):
-        tiny_params(train={"methods": ["sgdrop"]},
+        tiny_params(matrix={"methods": ["sgdrop"]},
                     setups={"default": {}, "bad": {"methods": {"sgdrop": {"rho": 2}}}})

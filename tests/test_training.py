@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from pipeline_lib.config import run_configs
+from pipeline_lib.config.resolve import run_configs
 from pipeline_lib.training.loop import CHECKPOINT, TrainingDiverged, train
 from tests.conftest import tiny_params
 
@@ -24,7 +24,7 @@ def logged_steps(run_dir):
 
 @pytest.mark.parametrize("method", ["sgdrop", "dropout"])
 def test_killed_run_resumes_to_identical_weights(tiny_shards, in_tmp, method):
-    cfg = run_configs(tiny_params(train={"methods": [method], "epochs": 3}))[0]
+    cfg = run_configs(tiny_params(matrix={"methods": [method]}, train={"epochs": 3}))[0]
     train(cfg, tiny_shards, in_tmp / "straight")
     first = train(cfg, tiny_shards, in_tmp / "killed", stop_after=1)
     assert first["epochs"] == 1 and not (in_tmp / "killed" / "train.json").exists()
@@ -61,7 +61,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_shards, 
 
 
 def test_logs_every_epoch_with_dvclive(tiny_shards, in_tmp):
-    cfg = run_configs(tiny_params(train={"methods": ["sgdrop"], "epochs": 2}, rho=0.05))[0]
+    cfg = run_configs(tiny_params(matrix={"methods": ["sgdrop"]}, train={"epochs": 2}, rho=0.05))[0]
     final = train(cfg, tiny_shards, in_tmp / "r")
     assert final["rho"] == pytest.approx(0.05) and 0 < final["dropped_fraction"] < 0.05 + 0.01  # at most k = round(rho n)
     leak = ("leak_unmasked", "leak_masked_true", "leak_follows_wrong", "leak_wrong_chance", "leak_follows_wrong_excess")
@@ -77,7 +77,7 @@ def test_logs_every_epoch_with_dvclive(tiny_shards, in_tmp):
 def test_a_run_whose_head_reads_the_mask_ends_with_a_warning(tiny_shards, in_tmp, monkeypatch):
     import pipeline_lib.training.loop as loop
     monkeypatch.setattr(loop, "mask_leakage", lambda *a, **k: LEAKY)
-    cfg = run_configs(tiny_params(train={"methods": ["sgdrop"], "epochs": 1}))[0]
+    cfg = run_configs(tiny_params(matrix={"methods": ["sgdrop"]}, train={"epochs": 1}))[0]
     (warning,) = train(cfg, tiny_shards, in_tmp / "r")["warnings"]
     assert "reads the label from where the mask is" in warning
     assert json.loads((in_tmp / "r" / "train.json").read_text())["warnings"] == [warning]
@@ -93,7 +93,7 @@ def test_the_train_stage_prints_the_leakage_warning_on_stderr(tiny_shards, in_tm
     import pipeline_lib.training.loop as loop
     from stages.train import main
     monkeypatch.setattr(loop, "mask_leakage", lambda *a, **k: LEAKY)
-    cfg = run_configs(tiny_params(train={"methods": ["sgdrop"], "epochs": 1}))[0]
+    cfg = run_configs(tiny_params(matrix={"methods": ["sgdrop"]}, train={"epochs": 1}))[0]
     (in_tmp / "cfg.json").write_text(cfg.model_dump_json())
     result = CliRunner().invoke(main, ["--config", "cfg.json", "--shards", str(tiny_shards)])
     assert result.exit_code == 0, result.output
@@ -101,7 +101,7 @@ def test_the_train_stage_prints_the_leakage_warning_on_stderr(tiny_shards, in_tm
 
 
 def test_checkpoint_every_n_epochs_saves_the_last_and_resumes_identically(tiny_shards, in_tmp):
-    cfg = run_configs(tiny_params(train={"methods": ["sgdrop"], "epochs": 3, "checkpoint_every": 2}))[0]
+    cfg = run_configs(tiny_params(matrix={"methods": ["sgdrop"]}, train={"epochs": 3, "checkpoint_every": 2}))[0]
     train(cfg, tiny_shards, in_tmp / "straight")
     train(cfg, tiny_shards, in_tmp / "killed", stop_after=1)
     assert not (in_tmp / "killed" / CHECKPOINT).exists()
@@ -148,6 +148,6 @@ def test_the_probe_and_leakage_batches_come_from_the_stratified_draw(tiny_shards
     calls = []
     real = loop.stratified_sample
     monkeypatch.setattr(loop, "stratified_sample", lambda labels, n, seed: calls.append(n) or real(labels, n, seed))
-    cfg = run_configs(tiny_params(train={"methods": ["sgdrop"], "epochs": 1, "leakage_size": 8}))[0]
+    cfg = run_configs(tiny_params(matrix={"methods": ["sgdrop"]}, train={"epochs": 1, "leakage_size": 8}))[0]
     train(cfg, tiny_shards, in_tmp / "r")
     assert sorted(calls) == sorted([cfg.train.probe_size, 8])

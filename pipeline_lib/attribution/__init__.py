@@ -8,7 +8,7 @@ import torch
 
 from pipeline_lib.registry import Registry
 
-ATTRIBUTIONS: Registry[Callable[..., torch.Tensor]] = Registry("attribution")
+ATTRIBUTIONS: Registry[Callable[..., torch.Tensor]] = Registry("attribution", "pipeline_lib/attribution")
 
 
 def attribute(name: str, model, x: torch.Tensor, target: torch.Tensor, **kw) -> torch.Tensor:

@@ -22,13 +22,18 @@ def extract_maps(model, images: torch.Tensor, labels: torch.Tensor, normalize, m
     return {m: torch.cat(v).numpy().astype(np.float16) for m, v in maps.items()}
 
 
-def save_maps(path: Path, maps: dict[str, np.ndarray], keys: list[str], labels: np.ndarray) -> None:
+NOT_MAPS = ("keys", "labels", "images")
+
+
+def save_maps(path: Path, maps: dict[str, np.ndarray], keys: list[str], labels: np.ndarray,
+              images: np.ndarray) -> None:
+    """`images`: the first images of `keys` as (n, H, W, 3) uint8, for the report's figures."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, keys=np.array(keys), labels=labels, **maps)
+            np.savez_compressed(f, keys=np.array(keys), labels=labels, images=images, **maps)
 
 
 def load_maps(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
     with np.load(path) as data:
         keys = [str(k) for k in data["keys"]]
-        return {k: data[k] for k in data.files if k not in ("keys", "labels")}, keys
+        return {k: data[k] for k in data.files if k not in NOT_MAPS}, keys

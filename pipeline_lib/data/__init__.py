@@ -3,6 +3,7 @@ the `shard` stage writes them to WebDataset tars and the loader reads them back.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterator
 
 from pipeline_lib.registry import Registry
@@ -40,7 +41,16 @@ class Source:
         return len(self.classes)
 
 
-DATASETS: Registry[Callable[..., Source]] = Registry("dataset")
+DATASETS: Registry[Callable[..., Source]] = Registry("dataset", "pipeline_lib/data")
+
+
+def data_root(params) -> Path | None:
+    """The files a dataset's source reads (a folder or an archive), where it finds them now, or
+    None when it reads none (the synthetic set, whose factory has no `root`) or they are not
+    there (yet: `data.download`). `params`: the `data` section."""
+    find = getattr(DATASETS.get(params.dataset), "root", None)
+    path = find(params) if find is not None else None
+    return path if path is not None and path.exists() else None
 
 
 def dataset_splits(name: str) -> list[str]:

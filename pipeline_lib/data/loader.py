@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import random
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
@@ -21,7 +20,7 @@ import torch
 import webdataset as wds
 from PIL import Image
 
-from pipeline_lib.data.shards import read_manifest, shard_urls
+from pipeline_lib.data.shards import DamagedShards, read_manifest, restore_fix, shard_urls, verify_shards
 
 IMAGE_KEYS = ("png", "jpg")
 
@@ -106,40 +105,13 @@ class SplitData:
         return self.subset([index[k] for k in keys])
 
 
-_decoded: dict[tuple, SplitData] | None = None  # load_split's cache, while `decoded_once` is open
-
-
-@contextmanager
-def decoded_once() -> Iterator[None]:
-    """Within the block, `load_split` decodes each split once and hands out shallow copies. A run's
-    stage trains, extracts maps and evaluates in one process, and its steps read the same splits
-    (1,300 images decoded twice a run on the embedded benchmark). Nothing modifies a split's
-    tensors in place; a copy's fields may be reassigned (InMemoryLoader moves them to the GPU)."""
-    global _decoded
-    outer = _decoded
-    _decoded = {} if outer is None else outer
-    try:
-        yield
-    finally:
-        _decoded = outer
-
-
-def load_split(shard_dir: str | Path, split: str, size: int, limit: int | None = None) -> SplitData:
-    if _decoded is None:
-        return decode_split(shard_dir, split, size, limit)
-    key = (Path(shard_dir).resolve(), split, size, limit)
-    if key not in _decoded:
-        _decoded[key] = decode_split(shard_dir, split, size, limit)
-    return replace(_decoded[key])
-
-
-def decode_split(shard_dir: str | Path, split: str, size: int, limit: int | None = None) -> SplitData:
+def load_split(shard_dir: str | Path, split: str, size: int) -> SplitData:
+    """Decode a whole split. Its sample count must be the manifest's: a tar that lost members
+    (`verify_shards` checks the tars' digests first) is an error, not a shorter split."""
     images, labels, keys, boxes, masks = [], [], [], [], []
     # Every process reads the whole split (evaluation; in-memory training slices batches per rank).
     for record in wds.WebDataset(shard_urls(shard_dir, split), shardshuffle=False, empty_check=False,
                                  nodesplitter=None):
-        if limit is not None and len(labels) >= limit:
-            break
         image, label = _decode_record(record, size)
         images.append(image)
         labels.append(label)
@@ -147,12 +119,40 @@ def decode_split(shard_dir: str | Path, split: str, size: int, limit: int | None
         boxes.append(json.loads(record["boxes.json"]) if "boxes.json" in record else None)
         if "mask.png" in record:
             masks.append(decode_mask(record["mask.png"], size))
-    if not labels:
-        raise ValueError(f"split {split!r} of {shard_dir} is empty")
+    expected = read_manifest(shard_dir)["splits"][split]["count"]
+    if len(labels) != expected:
+        raise DamagedShards(f"split {split!r} of {shard_dir} holds {len(labels)} samples where its manifest "
+                            f"lists {expected}; {restore_fix(shard_dir)}")
     return SplitData(
         images=torch.stack(images), labels=torch.tensor(labels), keys=keys, boxes=boxes,
         masks=torch.stack(masks) if len(masks) == len(labels) else None,
     )
+
+
+class Splits:
+    """The splits of one folder of shards at one image size, for one run's process: the tars are
+    checked against the manifest once (`verify_shards`), and each split is decoded on first use
+    and kept, so that training, attribution and evaluation share one decode. Nothing modifies a
+    split's tensors in place; a copy's fields may be reassigned (`InMemoryLoader`)."""
+
+    def __init__(self, shard_dir: str | Path, size: int):
+        self.dir, self.size = Path(shard_dir), size
+        self.manifest = verify_shards(shard_dir)
+        self.normalize = Normalizer(self.manifest["mean"], self.manifest["std"])
+        self._decoded: dict[str, SplitData] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.manifest["splits"])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.manifest["classes"])
+
+    def __getitem__(self, split: str) -> SplitData:
+        if split not in self._decoded:
+            self._decoded[split] = load_split(self.dir, split, self.size)
+        return replace(self._decoded[split])
 
 
 def stratified_sample(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
@@ -188,10 +188,6 @@ class Normalizer:
         mean, std = self.mean.to(images.device), self.std.to(images.device)
         return (images.float() / 255 - mean) / std
 
-    @classmethod
-    def from_manifest(cls, shard_dir) -> "Normalizer":
-        manifest = read_manifest(shard_dir)
-        return cls(manifest["mean"], manifest["std"])
 
 
 def augment(images: torch.Tensor, generator: torch.Generator, *, random_crop: bool,

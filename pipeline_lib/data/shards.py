@@ -6,6 +6,7 @@ fixed mtime, so the same params give byte-identical shards.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from collections import Counter, defaultdict
@@ -26,6 +27,10 @@ _FORMATS = {"JPEG": "jpg", "PNG": "png"}
 
 
 class TooManyBadImages(ClearError):
+    pass
+
+
+class DamagedShards(ClearError):
     pass
 
 
@@ -107,7 +112,7 @@ def write_shards(source: Source, out_dir: Path, *, params: dict[str, Any],
                 for split in source.splits if split in counts
             },
         }
-        write_json(tmp / MANIFEST, manifest)
+        write_json(tmp / MANIFEST, manifest, durable=True)
     return manifest
 
 
@@ -115,7 +120,38 @@ def read_manifest(shard_dir: str | Path) -> dict:
     path = Path(shard_dir) / MANIFEST
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run the shard stage first (dvc repro shard)")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        raise DamagedShards(f"{path} is damaged (not JSON); {restore_fix(shard_dir)}") from None
+
+
+def restore_fix(shard_dir: str | Path) -> str:
+    return f"restore the shards with `dvc checkout --force {shard_dir}`, or reshard (`dvc repro --force shard`)"
+
+
+def manifest_digest(manifest: dict) -> str:
+    """The content digest of a folder of shards: its classes, normalisation and, per split, the
+    counts and each tar's sha256 (which covers every image, label, box and mask in it). Where the
+    data came from (the data root's path) is not part of it."""
+    content = {k: manifest[k] for k in ("classes", "mean", "std", "human_map", "splits")}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def verify_shards(shard_dir: str | Path) -> dict:
+    """The manifest, once every tar it lists is checked against its sha256 (about 1 s per GB):
+    a damaged or replaced tar is a one-line error naming it and the fix, never a split that is
+    silently shorter or relabelled."""
+    manifest = read_manifest(shard_dir)
+    for split, entry in manifest["splits"].items():
+        for shard in entry["shards"]:
+            path = Path(shard_dir) / shard["file"]
+            if not path.is_file():
+                raise DamagedShards(f"{path} is missing ({split} split); {restore_fix(shard_dir)}")
+            if sha256_of(path) != shard["sha256"]:
+                raise DamagedShards(f"{path} does not match its manifest (damaged or replaced; {split} "
+                                    f"split); {restore_fix(shard_dir)}")
+    return manifest
 
 
 def shard_urls(shard_dir: str | Path, split: str) -> list[str]:

@@ -34,6 +34,16 @@ def _root(params, name: str) -> Path:
         raise
 
 
+def _found_root(name: str):
+    """A factory's `root`: where `_root` finds the data now, or None (`pipeline_lib.data.data_root`)."""
+    def find(params) -> Path | None:
+        try:
+            return resolve_root(params.root, name, "")
+        except FileNotFoundError:
+            return None
+    return find
+
+
 def read_box_csv(path: str | Path) -> dict[str, list[list[float]]]:
     """Boxes per image from the `imagenette2-224sq-boxes.csv` format, as fractions of the image.
 
@@ -134,8 +144,8 @@ def _imagenet_subset(name: str):
     return make
 
 
-DATASETS.register("imagenette")(_imagenet_subset("imagenette"))
-DATASETS.register("imagewoof")(_imagenet_subset("imagewoof"))
+for _name in ("imagenette", "imagewoof"):
+    DATASETS.register(_name)(_imagenet_subset(_name)).root = _found_root(_name)
 
 
 def _class_folders(name: str):
@@ -153,12 +163,18 @@ def _class_folders(name: str):
 # Any class-folder tree (UC-Merced, ...), and the SGDrop paper's remote-sensing sets by the names
 # its tables use, so that the report finds the paper's values beside ours
 for _name in ("imagefolder", "rsicd", "resisc45", "patternnet"):
-    DATASETS.register(_name)(_class_folders(_name))
+    DATASETS.register(_name)(_class_folders(_name)).root = _found_root(_name)
+
+
+def _torchvision_root(name: str):
+    def root(params) -> Path:
+        return Path(params.root) if params.root else Path("data/raw") / name
+    return root
 
 
 def _torchvision_source(name: str, params, dataset_cls, splits: dict[str, dict], mean, std) -> Source:
     """torchvision-format roots (`download=True` for real users); images re-encoded as PNG."""
-    root = Path(params.root or "data/raw") / name if not params.root else Path(params.root)
+    root = _torchvision_root(name)(params)
     sets = {}
     for split, kwargs in splits.items():
         try:
@@ -226,3 +242,7 @@ def stl10_source(params) -> Source:
     return _torchvision_source("stl10", params, STL10,
                                {"train": {"split": "train"}, "test": {"split": "test"}},
                                STL10_MEAN, STL10_STD)
+
+
+for _name, _factory in (("cifar10", cifar10_source), ("cifar100", cifar100_source), ("stl10", stl10_source)):
+    _factory.root = _torchvision_root(_name)

@@ -105,7 +105,7 @@ def frozen_norm_stats(model: nn.Module) -> Iterator[None]:
                 setattr(m, n, t)
 
 
-METHODS: Registry[type[Method]] = Registry("method")
+METHODS: Registry[type[Method]] = Registry("method", "pipeline_lib/methods")
 METHODS.register("vanilla")(Method)
 
 

@@ -17,7 +17,6 @@ stored class by class, so their first images are a single class), sized in param
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline_lib.attribution import attribute
-from pipeline_lib.attribution.extract import load_maps
-from pipeline_lib.data.loader import Normalizer, load_split, stratified_sample
-from pipeline_lib.data.shards import read_manifest
-from pipeline_lib.methods import Method
+from pipeline_lib.data.loader import stratified_sample
 from pipeline_lib.metrics.accuracy import evaluate
 from pipeline_lib.metrics.clickme import read_clickme
 from pipeline_lib.metrics.coverage import neuron_coverage
@@ -98,26 +94,27 @@ def clickme_harmonization(model, clickme_root: Path, imagenet_index: list[int], 
                              top_fraction=p.top_fraction) for m in methods}
 
 
-def probe_history(live_dir: Path) -> list[float]:
-    path = live_dir / "plots" / "metrics" / "probe_area_ratio.tsv"
-    if not path.exists():
-        return []
-    with open(path) as f:
-        return [float(r["probe_area_ratio"]) for r in csv.DictReader(f, delimiter="\t")]
+def data_summary(manifest: dict) -> dict:
+    """What the report says of a setup's data: the dataset, its split sizes, the human-map proxy
+    and the images the shard stage skipped as unreadable."""
+    return {"dataset": manifest["dataset"], "counts": {s: v["count"] for s, v in manifest["splits"].items()},
+            "human_map": manifest["human_map"], "bad_images": manifest["bad_images"]["count"],
+            "images_read": manifest["bad_images"]["of"]}
 
 
-def run_metrics(model, cfg, shard_dir: Path, p, attribute_split: str, max_images: int,
-                method: Method | None = None) -> dict:
-    device = next(model.parameters()).device
-    manifest = read_manifest(shard_dir)
-    normalize = Normalizer(manifest["mean"], manifest["std"])
+def run_metrics(trained, p, attribute_split: str, max_images: int, maps: dict[str, np.ndarray],
+                keys: list[str]) -> dict:
+    """Every metric of a `TrainedRun` (`pipeline_lib.training.loop`); `maps` and `keys`: the
+    attribute step's maps of the images of `attribute_split` with those keys."""
+    model, method, cfg, device = trained.model, trained.method, trained.cfg, trained.device
+    manifest, normalize = trained.splits.manifest, trained.splits.normalize
     size = cfg.loader.image_size
-    splits = {s: load_split(shard_dir, s, size) for s in manifest["splits"]}
+    splits = {s: trained.splits[s] for s in trained.splits.names}
     acc = {s: evaluate(model, d.images, d.labels, normalize, batch_size=cfg.loader.eval_batch_size,
                        device=device)["acc"] for s, d in splits.items()}
-    result = {"config_digest": cfg.digest(), "accuracy": acc, "gap": acc["train"] - acc["test"]}
+    result = {"identity": trained.identity.digest, "accuracy": acc, "gap": acc["train"] - acc["test"],
+              "data": data_summary(manifest)}
 
-    maps, keys = load_maps(cfg.run_dir / "attributions.npz")
     result["attribution"], result["human_map"] = attribution_metrics(maps, keys, splits[attribute_split], p)
     if p.clickme_root and "imagenet_index" in manifest["meta"]:
         clickme = clickme_harmonization(model, Path(p.clickme_root), manifest["meta"]["imagenet_index"], size,
@@ -145,13 +142,13 @@ def run_metrics(model, cfg, shard_dir: Path, p, attribute_split: str, max_images
     result["occlusion"] = occlusion_curves(model, x, y, cams, patch=p.occlusion_patch,
                                            fractions=p.occlusion_fractions, seed=cfg.seed)
 
-    if method is not None and method.label_mask:
+    if method.label_mask:
         pick = stratified_sample(test.labels, p.leakage_images, cfg.seed)
         result["mask_leakage"] = mask_leakage(model, method, test.images[pick], test.labels[pick], normalize,
                                               num_classes=len(manifest["classes"]),
                                               batch_size=cfg.loader.eval_batch_size, seed=cfg.seed)
 
-    history = probe_history(cfg.run_dir / "live")
+    history = [r["probe_area_ratio"] for r in trained.history]
     result["attention_over_training"] = {
         "probe_area_ratio": history, "first": history[0] if history else None,
         "last": history[-1] if history else None,

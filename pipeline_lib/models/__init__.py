@@ -47,7 +47,7 @@ class SplitModel(nn.Module):
         return self.head(self.encoder(x))
 
 
-ARCHITECTURES: Registry[Callable[..., SplitModel]] = Registry("architecture")
+ARCHITECTURES: Registry[Callable[..., SplitModel]] = Registry("architecture", "pipeline_lib/models")
 
 
 def build_model(arch: str, num_classes: int, image_size: int, params) -> SplitModel:

@@ -23,8 +23,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pipeline_lib.config import MethodSpec
-from pipeline_lib.data.loader import load_split
+from pipeline_lib.config.resolve import MethodSpec
 from pipeline_lib.reporting import figures
 from pipeline_lib.reporting.collect import Collection, aggregate, label_variants
 from pipeline_lib.reporting.findings import Finding, findings, pick, rule_text
@@ -166,15 +165,14 @@ def setup_labels(runs: pd.DataFrame, paper: Paper) -> list[str]:
 
 
 def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[str], setups: list[str], out: Path,
-                 shards: Path, bench_dir: Path, params_text: str, attribute_splits: dict[str, str],
-                 grid_images: int = 6) -> Page:
+                 bench_dir: Path, params_text: str) -> Page:
     """`specs`: the resolved method of every run name of params.yaml; `order`: the methods' order;
-    `setups`: the study's setups, whose shards are `shards`/<setup>/main; `attribute_splits`: each
-    setup's `attribute.split`, the split its attributions.npz files were drawn from."""
+    `setups`: the study's setups. Everything shown comes from the runs' outputs (the data each
+    setup's runs measured, the images their attribution maps were drawn over)."""
     paper = Paper.load()
     w = Writer(out)
     warnings = run_warnings(col)
-    provenance, data_warnings = data_provenance(shards, setups)
+    provenance, data_warnings = data_provenance(col, setups)
     warnings += data_warnings
     bench = [{**json.loads(p.read_text()), "name": p.stem} for p in sorted(bench_dir.glob("*.json"))]
     bench_roles = {name: paper.role(spec.type, spec.params) for name, spec in specs.items()}
@@ -267,22 +265,20 @@ def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[s
     s.tables += per_setup(w, aggregate(runs, list(per_map.values()), by), order, per_map, "area_ratio_per_map",
                           "Area ratio per attribution method", scale=1.0, digits=3)
     for setup, part in first_seed.groupby("setup", sort=False):
-        grid, keys = {}, None
+        grid, keys, images = {}, None, None
         for r in part.itertuples():
             npz = Path(r.run) / "attributions.npz"
             if npz.exists():
                 with np.load(npz) as d:
                     row = {str(k): i for i, k in enumerate(d["keys"])}
-                    keys = keys or list(row)[:grid_images]
+                    if keys is None:  # the images the attribute step kept, and the maps over them
+                        images = d["images"]
+                        keys = list(row)[:len(images)]
                     if all(k in row for k in keys):  # the same images for every method: same seed, same draw
                         grid[r.label] = d["gradcam"][[row[k] for k in keys]].astype(np.float32)
         if grid and keys:
-            cfg = col.configs[part["run"].iloc[0]]
-            data = load_split(shards / cfg.setup / "main", attribute_splits[cfg.setup],
-                              cfg.loader.image_size).by_keys(keys)
-
-            def draw(p, grid=grid, data=data):
-                return overlay_grid(data.images.permute(0, 2, 3, 1).numpy(), grid, p)
+            def draw(p, grid=grid, images=images):
+                return overlay_grid(images, grid, p)
             s.figures.append(w.figure(f"methods_grid_{slug(setup)}", f"{setup}: test images x methods, Grad-CAM "
                                       "(first seed; the paper's Figure 4).", draw, ".png"))
     per_layer = pd.DataFrame([{"setup": r.setup, "label": r.label, "seed": r.seed, "layer": i + 1, "coverage": v}
@@ -398,25 +394,29 @@ def run_warnings(col: Collection) -> list[str]:
     out = [f"{run}: {text}" for run, found in col.metrics.items()
            for text in found.get("train", {}).get("warnings", [])]
     if col.stale:
-        out.append("Left out, made with other params (rerun dvc repro): " + ", ".join(col.stale))
+        out += [f"Left out: {reason}" for reason in col.stale]
     if col.missing:
         out.append("Runs of the matrix not finished yet: " + ", ".join(col.missing))
     return out
 
 
-def data_provenance(shards: Path, setups: list[str]) -> tuple[list[str], list[str]]:
-    """Lines on each setup's data and the software, and a warning when images were skipped as
-    unreadable. `shards`: data/shards, one folder of shards per setup."""
+def data_provenance(col: Collection, setups: list[str]) -> tuple[list[str], list[str]]:
+    """Lines on each setup's data (as its runs' metrics.json record it) and the software, and a
+    warning when images were skipped as unreadable."""
     lines, warnings = [], []
+    data = {}
+    for run, found in col.metrics.items():
+        data.setdefault(col.configs[run].setup, found.get("metrics", {}).get("data"))
     for setup in setups:
-        manifest = json.loads((shards / setup / "main" / "manifest.json").read_text())
-        skipped = manifest.get("bad_images", {}).get("count")
-        lines.append(f"Setup {setup}, dataset {manifest['dataset']}: "
-                     + ", ".join(f"{k} {v['count']}" for k, v in manifest["splits"].items())
-                     + f" images; human-map proxy: {manifest.get('human_map', 'none')}."
-                     + ("" if skipped is None else f" Unreadable images skipped while sharding: {skipped}."))
-        if skipped:
-            warnings.append(f"{skipped} unreadable images were skipped while sharding {manifest['dataset']} "
+        d = data.get(setup)
+        if not d:
+            lines.append(f"Setup {setup}: no finished run yet.")
+            continue
+        lines.append(f"Setup {setup}, dataset {d['dataset']}: " + ", ".join(f"{k} {v}" for k, v in d["counts"].items())
+                     + f" images; human-map proxy: {d['human_map']}. Unreadable images skipped while sharding: "
+                     f"{d['bad_images']} of {d['images_read']}.")
+        if d["bad_images"]:
+            warnings.append(f"{d['bad_images']} unreadable images were skipped while sharding {d['dataset']} "
                             f"(setup {setup}).")
     versions = {p: importlib.metadata.version(p) for p in VERSIONS}
     versions["python"] = platform.python_version()

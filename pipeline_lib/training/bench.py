@@ -12,7 +12,8 @@ import time
 
 import torch
 
-from pipeline_lib.config import Params, RunConfig
+from pipeline_lib.config.resolve import RunConfig, method_spec
+from pipeline_lib.config.schema import Params
 from pipeline_lib.training.loop import build_run
 from pipeline_lib.training.step import train_step
 
@@ -25,7 +26,7 @@ def benchmark(params: Params, methods: list[str], *, arch: str, image_size: int,
     loader = params.loader.model_copy(update={"image_size": image_size, "batch_size": batch_size})
     runs = {}
     for name in methods:
-        cfg = RunConfig(setup="bench", method=params.method_spec(name), seed=0, data=params.data, loader=loader,
+        cfg = RunConfig(setup="bench", method=method_spec(params, name), seed=0, data=params.data, loader=loader,
                         model=model, train=train_cfg)
         run = build_run(cfg, num_classes, image_size)
         run.method.start_epoch(train_cfg.epochs - 1)  # the final rates: a curriculum's largest

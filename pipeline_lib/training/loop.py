@@ -1,11 +1,19 @@
 """The training loop: one loop for every method (see `pipeline_lib.methods` for the hooks).
 
 - Adam or SGD (momentum, Nesterov) with weight decay; constant, step or cosine schedule per epoch.
-- bf16 autocast and channels_last on a GPU; deterministic algorithms on a CPU.
-- A checkpoint after every epoch (or every `train.checkpoint_every`), written atomically; a run finds its checkpoint and resumes
-  (model, optimizer, schedule, method state such as the EMA, and RNG states), so a killed run
-  ends with the same weights as an uninterrupted one. A checkpoint made with other params is
-  ignored, never resumed.
+- bf16 autocast and channels_last on a GPU (`train.autocast`, `train.channels_last`: `auto`), or
+  on any device when set to true; deterministic algorithms on a CPU.
+- A checkpoint after every epoch (or every `train.checkpoint_every`), written atomically and
+  synced to the disk; a run finds its checkpoint and resumes (model, optimizer, schedule, method
+  state such as the EMA, and RNG states), so a killed run ends with the same weights as an
+  uninterrupted one. A checkpoint is this run's own only if its identity matches: the same
+  settings, training code, data and starting weights (`pipeline_lib.training.identity`);
+  any other is retrained over, saying what changed. A damaged checkpoint is named; within
+  `dvc repro` an unfinished run's damaged checkpoint is set aside and the run starts again.
+- The dvclive logs of a resumed run are rebuilt from the checkpoint's own per-epoch history, so a
+  damaged or half-written log never blocks a resume and every epoch is logged once.
+- A finished run is handed on as a `TrainedRun`: model, method, decoded splits and identity, so
+  that the analysis steps of the same process read no checkpoint and decode no split again.
 - A non-finite loss, non-finite weights or an exploded loss stop the run with `TrainingDiverged`,
   leaving the last good checkpoint.
 - Per-epoch logs through dvclive, including the attribution area ratio of a fixed probe batch
@@ -24,6 +32,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import random
@@ -40,17 +49,20 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from pipeline_lib.attribution.latent import gradcam, upsample
-from pipeline_lib.config import ParamsError, RunConfig
-from pipeline_lib.data.loader import InMemoryLoader, Normalizer, StreamLoader, augment, load_split, stratified_sample
-from pipeline_lib.data.shards import read_manifest
+from pipeline_lib.config.resolve import RunConfig
+from pipeline_lib.config.schema import ParamsError
+from pipeline_lib.data.loader import InMemoryLoader, Normalizer, Splits, StreamLoader, augment, stratified_sample
 from pipeline_lib.errors import ClearError
-from pipeline_lib.io import atomic_path, remove_temporaries, write_json
+from pipeline_lib.io import atomic_path, read_json, remove_temporaries, write_json
 from pipeline_lib.methods import Method, build_method
 from pipeline_lib.metrics.accuracy import evaluate
 from pipeline_lib.metrics.leakage import leakage_warning, mask_leakage
 from pipeline_lib.metrics.localization import area_ratio
 from pipeline_lib.models import SplitModel, build_model, eval_mode
+from pipeline_lib.training.identity import RunIdentity, run_identity
 from pipeline_lib.training.step import MethodStep, train_step
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 PROBE_FILE = "probe_cams.npz"  # per-epoch Grad-CAM of the first probe images, in the dvclive folder
@@ -112,19 +124,22 @@ class Run:
     """Everything a training run holds, for the loop, the checkpoint and the tests."""
 
     cfg: RunConfig
+    identity: RunIdentity
     model: SplitModel
     method: Method
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     device: torch.device
     step: nn.Module  # the forward of a training step (`MethodStep`), DDP-wrapped under torchrun
+    bf16: bool = False  # autocast
+    channels_last: bool = False
     epoch: int = 0
     history: list[dict] = field(default_factory=list)
     probe_cams: list[torch.Tensor] = field(default_factory=list)
 
     def state_dict(self) -> dict:
         return {
-            "config_digest": self.cfg.digest(), "epoch": self.epoch, "history": self.history,
+            "identity": self.identity.to_dict(), "epoch": self.epoch, "history": self.history,
             "probe_cams": self.probe_cams,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "method": self.method.state_dict(),
@@ -145,15 +160,21 @@ class Run:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
 
     def save(self, path: Path) -> None:
-        with atomic_path(path) as tmp:
+        with atomic_path(path, durable=True) as tmp:
             torch.save(self.state_dict(), tmp)
 
 
-def build_run(cfg: RunConfig, num_classes: int, image_size: int) -> Run:
+def on_for(setting, device: torch.device) -> bool:
+    """`train.autocast` or `train.channels_last`: `auto` is on for a CUDA device only."""
+    return device.type == "cuda" if setting == "auto" else setting
+
+
+def build_run(cfg: RunConfig, num_classes: int, image_size: int, identity: RunIdentity) -> Run:
     seed_everything(cfg.seed)
     device = select_device(cfg.train.device)
     model = build_model(cfg.arch, num_classes, image_size, cfg.model).to(device)
-    if device.type == "cuda":
+    channels_last = on_for(cfg.train.channels_last, device)
+    if channels_last:
         model.to(memory_format=torch.channels_last)
     # after the move, so that copies a method makes (SGDrop's EMA) are channels_last too
     method = build_method(cfg.method, model=model, num_classes=num_classes, image_size=image_size,
@@ -163,30 +184,72 @@ def build_run(cfg: RunConfig, num_classes: int, image_size: int) -> Run:
         model.encoder.compile()  # the training step calls encoder and head, not model.forward
         model.head.compile()
     optimizer = build_optimizer(list(model.parameters()) + list(method.extra_modules.parameters()), cfg.train)
-    return Run(cfg, model, method, optimizer, build_scheduler(optimizer, cfg.train), device, MethodStep(model, method))
+    return Run(cfg, identity, model, method, optimizer, build_scheduler(optimizer, cfg.train), device,
+               MethodStep(model, method), bf16=on_for(cfg.train.autocast, device), channels_last=channels_last)
 
 
-def resume_if_possible(run: Run, path: Path) -> bool:
+class DamagedCheckpoint(CheckpointError):
+    pass
+
+
+def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
+    """A checkpoint's state; a damaged file (empty, truncated, not a checkpoint) is a
+    `DamagedCheckpoint` naming it and the fix."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # torch.load raises many types for damaged data (zip, pickle, EOF)
+        raise DamagedCheckpoint(
+            f"{path} is damaged ({type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else 'unreadable'}); "
+            f"restore it with `dvc checkout --force {path}`, or delete it to retrain the run") from None
+    if not isinstance(state, dict) or "identity" not in state:
+        raise DamagedCheckpoint(f"{path} is not a checkpoint of this pipeline (no run identity in it); restore it "
+                                f"with `dvc checkout --force {path}`, or delete it to retrain the run")
+    return state
+
+
+def finished_identity(out_dir: Path) -> dict | None:
+    """The identity that train.json says the run finished with, if it says so."""
+    path = out_dir / "train.json"
+    try:
+        return read_json(path).get("identity") if path.exists() else None
+    except ClearError:
+        return None
+
+
+def resume(run: Run, path: Path) -> None:
+    """Resume `run` from its checkpoint at `path` when the checkpoint is this run's own.
+
+    A checkpoint of another identity is left to be overwritten, saying what changed. A damaged
+    one is an error, except within `dvc repro` for a run that train.json does not call finished:
+    it is then set aside (renamed, never deleted) and the run starts again."""
     if not path.exists():
-        return False
-    state = torch.load(path, map_location=run.device, weights_only=False)
-    if state.get("config_digest") != run.cfg.digest():
-        return False
+        return
+    try:
+        state = read_checkpoint(path, run.device)
+    except DamagedCheckpoint as err:
+        if not os.environ.get("DVC_STAGE") or finished_identity(path.parent) == run.identity.to_dict():
+            raise
+        aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        path.rename(aside)
+        log.warning(f"WARNING: {str(err).split(';')[0]}: set aside as {aside}; the run starts again")
+        return
+    if state["identity"] != run.identity.to_dict():
+        changed = ", ".join(RunIdentity.from_dict(state["identity"]).differences(run.identity)) or "identity"
+        log.warning(f"{path.parent}: its checkpoint was made with other {changed}; training again")
+        return
     run.load_state_dict(state)
-    return True
 
 
-def rewind_log(live, epochs: int) -> None:
-    """Forget the epochs logged after the checkpoint (a run killed between logging an epoch and
-    saving it, or between two saves with `checkpoint_every` > 1), so that a resumed curve has
-    every epoch once. dvclive would instead go on from its own last step."""
-    for tsv in sorted((Path(live.plots_dir) / "metrics").rglob("*.tsv")):
-        header, *rows = tsv.read_text().splitlines(keepends=True)
-        kept = [r for r in rows if int(r.split("\t", 1)[0]) < epochs]
-        if len(kept) < len(rows):
-            with atomic_path(tsv) as tmp:
-                tmp.write_text(header + "".join(kept))
-    live.step = epochs
+def relog(live, history: list[dict]) -> None:
+    """Log the checkpoint's epochs again into a fresh dvclive folder: a resumed run's curves then
+    hold every saved epoch once, and nothing of epochs logged after the checkpoint, or of a log
+    damaged by a full disk or a kill."""
+    for record in history:
+        for key, value in record.items():
+            live.log_metric(key, value, plot=key != "epoch")
+        live.next_step()
 
 
 def check_diverged(run: Run, record: dict, num_classes: int) -> None:
@@ -216,21 +279,41 @@ def probe_gradcam(model, x, y) -> tuple[float, torch.Tensor]:
     return float(area_ratio(upsample(cams, x.shape[-1])).mean()), cams[:PROBE_STRIP].half().cpu()
 
 
+@dataclass
+class TrainedRun:
+    """A finished (or, with `stop_after`, stopped) run as the analysis steps take it: the model in
+    evaluation mode, the method in its final state (SGDrop's EMA, the last epoch's rho), the
+    run's decoded splits and its identity. `summary` is train.json's content."""
+
+    cfg: RunConfig
+    model: SplitModel
+    method: Method
+    splits: Splits
+    identity: RunIdentity
+    history: list[dict]  # one record per epoch
+    summary: dict
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def run_dir(self) -> Path:
+        return self.cfg.run_dir
+
+
 def train(cfg: RunConfig, shard_dir: Path, out_dir: Path, *, progress: bool = False,
-          stop_after: int | None = None) -> dict:
-    """Train (or resume) one run into out_dir; returns its final metrics.
+          stop_after: int | None = None) -> TrainedRun:
+    """Train (or resume, or find finished) one run into out_dir.
 
     `stop_after` ends the call after that many epochs in total, as if killed (for tests).
     """
-    from dvclive import Live
-
-    manifest = read_manifest(shard_dir)
-    size, lcfg = cfg.loader.image_size, cfg.loader
-    normalize = Normalizer(manifest["mean"], manifest["std"])
-    if lcfg.batch_size > manifest["splits"]["train"]["count"]:
+    splits = Splits(shard_dir, cfg.loader.image_size)
+    lcfg = cfg.loader
+    if lcfg.batch_size > splits.manifest["splits"]["train"]["count"]:
         raise ParamsError(f"params.yaml key 'loader.batch_size': {lcfg.batch_size} is larger than the training "
-                          f"set ({manifest['splits']['train']['count']} images in {shard_dir}); lower it")
-    run = build_run(cfg, len(manifest["classes"]), size)
+                          f"set ({splits.manifest['splits']['train']['count']} images in {shard_dir}); lower it")
+    run = build_run(cfg, splits.num_classes, lcfg.image_size, run_identity(cfg, shard_dir))
     rank, world = init_distributed(run.device)
     if world > 1:  # the bucketed all-reduce overlaps the backward; rank 0's weights are broadcast
         run.step = DistributedDataParallel(run.step, device_ids=[run.device.index] if run.device.type == "cuda" else None)
@@ -242,62 +325,66 @@ def train(cfg: RunConfig, shard_dir: Path, out_dir: Path, *, progress: bool = Fa
     if rank == 0:  # a process killed mid-write leaves its temporaries
         for path in (ckpt, out_dir / "train.json", out_dir / "live" / PROBE_FILE):
             remove_temporaries(path)
-    resumed = resume_if_possible(run, ckpt)
-    saved = run.epoch if resumed else None  # the epoch of this run's own checkpoint
-    if lcfg.in_memory:  # global batches, sliced per rank after augmentation
-        loader = InMemoryLoader(load_split(shard_dir, "train", size), lcfg.batch_size, shuffle=True,
-                                seed=cfg.seed, drop_last=True, device=run.device)
-    else:  # shards split across ranks, local batches
-        loader = StreamLoader(shard_dir, "train", size, lcfg.batch_size // world, shuffle=True,
-                              seed=cfg.seed, workers=lcfg.workers, shuffle_buffer=lcfg.shuffle_buffer)
-    val = load_split(shard_dir, "val", size)
+    resume(run, ckpt)
+    saved = run.epoch or None  # the epoch of this run's own checkpoint
+    val, normalize = splits["val"], splits.normalize
     probe = stratified_sample(val.labels, cfg.train.probe_size, cfg.seed)
     probe_x, probe_y = normalize(val.images[probe]).to(run.device), val.labels[probe].to(run.device)
     leak = stratified_sample(val.labels, cfg.train.leakage_size, cfg.seed + 1) if run.method.label_mask else None
 
-    live = Live(str(out_dir / "live"), resume=resumed, save_dvc_exp=False, dvcyaml=None, report=None) if rank == 0 else None
-    if live is not None and resumed:
-        rewind_log(live, run.epoch)
-    with live or contextlib.nullcontext():
-        while run.epoch < cfg.train.epochs and (stop_after is None or run.epoch < stop_after):
-            try:
-                record = train_epoch(run, loader, normalize, progress and rank == 0, rank, world)
-                check_diverged(run, record, len(manifest["classes"]))
-            except TrainingDiverged as err:
-                foreign = f" ({ckpt} is from other params)" if ckpt.exists() else ""
-                kept = (f"the last good checkpoint, {ckpt} (epoch {saved}), is kept" if saved
-                        else f"no checkpoint of this run was saved{foreign}")
-                raise TrainingDiverged(f"{out_dir}: {err}: the run is stopped and {kept}. Lower train.lr, "
-                                       "or check the data for broken images.") from None
-            record.update({f"val_{k}": v for k, v in evaluate(
-                run.model, val.images, val.labels, normalize, batch_size=lcfg.eval_batch_size,
-                device=run.device).items()})
-            record["gap"] = record["train_acc"] - record["val_acc"]
-            record["probe_area_ratio"], cams = probe_gradcam(run.model, probe_x, probe_y)
-            if leak is not None:
-                record.update({f"leak_{k}": v for k, v in mask_leakage(
-                    run.model, run.method, val.images[leak], val.labels[leak], normalize,
-                    num_classes=len(manifest["classes"]), batch_size=lcfg.eval_batch_size, seed=cfg.seed).items()})
-            run.probe_cams.append(cams)
-            run.scheduler.step()
-            run.epoch += 1
-            run.history.append(record)
-            if live is not None:
-                for key, value in record.items():
-                    live.log_metric(key, value, plot=key != "epoch")
-                live.next_step()
-                if run.epoch % cfg.train.checkpoint_every == 0 or run.epoch == cfg.train.epochs:
-                    run.save(ckpt)
-                    saved = run.epoch
-    final = {"epochs": run.epoch, "config_digest": cfg.digest(), **run.history[-1],
-             "warnings": leakage_warning(run.history)}
+    if run.epoch < cfg.train.epochs and (stop_after is None or run.epoch < stop_after):
+        if lcfg.in_memory:  # global batches, sliced per rank after augmentation
+            loader = InMemoryLoader(splits["train"], lcfg.batch_size, shuffle=True, seed=cfg.seed, drop_last=True,
+                                    device=run.device)
+        else:  # shards split across ranks, local batches
+            loader = StreamLoader(shard_dir, "train", lcfg.image_size, lcfg.batch_size // world, shuffle=True,
+                                  seed=cfg.seed, workers=lcfg.workers, shuffle_buffer=lcfg.shuffle_buffer)
+        from dvclive import Live
+
+        live = Live(str(out_dir / "live"), save_dvc_exp=False, dvcyaml=None, report=None) if rank == 0 else None
+        if live is not None:
+            relog(live, run.history)
+        with live or contextlib.nullcontext():
+            while run.epoch < cfg.train.epochs and (stop_after is None or run.epoch < stop_after):
+                try:
+                    record = train_epoch(run, loader, normalize, progress and rank == 0, rank, world)
+                    check_diverged(run, record, splits.num_classes)
+                except TrainingDiverged as err:
+                    foreign = f" ({ckpt} is another run's)" if ckpt.exists() else ""
+                    kept = (f"the last good checkpoint, {ckpt} (epoch {saved}), is kept" if saved
+                            else f"no checkpoint of this run was saved{foreign}")
+                    raise TrainingDiverged(f"{out_dir}: {err}: the run is stopped and {kept}. Lower train.lr, "
+                                           "or check the data for broken images.") from None
+                record.update({f"val_{k}": v for k, v in evaluate(
+                    run.model, val.images, val.labels, normalize, batch_size=lcfg.eval_batch_size,
+                    device=run.device).items()})
+                record["gap"] = record["train_acc"] - record["val_acc"]
+                record["probe_area_ratio"], cams = probe_gradcam(run.model, probe_x, probe_y)
+                if leak is not None:
+                    record.update({f"leak_{k}": v for k, v in mask_leakage(
+                        run.model, run.method, val.images[leak], val.labels[leak], normalize,
+                        num_classes=splits.num_classes, batch_size=lcfg.eval_batch_size, seed=cfg.seed).items()})
+                run.probe_cams.append(cams)
+                run.scheduler.step()
+                run.epoch += 1
+                run.history.append(record)
+                if live is not None:
+                    for key, value in record.items():
+                        live.log_metric(key, value, plot=key != "epoch")
+                    live.next_step()
+                    if run.epoch % cfg.train.checkpoint_every == 0 or run.epoch == cfg.train.epochs:
+                        run.save(ckpt)
+                        saved = run.epoch
+    summary = {"epochs": run.epoch, "identity": run.identity.to_dict(), **run.history[-1],
+               "warnings": leakage_warning(run.history)}
     if run.epoch == cfg.train.epochs and rank == 0:
         with atomic_path(out_dir / "live" / PROBE_FILE) as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, cams=torch.stack(run.probe_cams).float().numpy(),
                                 images=val.images[probe[:PROBE_STRIP]].numpy(),
                                 labels=val.labels[probe[:PROBE_STRIP]].numpy())
-        write_json(out_dir / "train.json", final)
-    return final
+        write_json(out_dir / "train.json", summary)
+    run.method.start_epoch(run.epoch - 1)  # what a finished run's method holds when it is loaded
+    return TrainedRun(cfg, run.model.eval(), run.method, splits, run.identity, run.history, summary)
 
 
 TIMED_EVERY = 10  # GPU steps timed with CUDA events: one in ten, read at the end of the epoch
@@ -350,28 +437,29 @@ def train_epoch(run: Run, loader, normalize, progress: bool, rank: int = 0, worl
     }
 
 
-def load_trained(cfg: RunConfig, shard_dir: Path, device: torch.device | None = None, *,
-                 with_method: bool = False) -> SplitModel | tuple[SplitModel, Method]:
-    """The final model of a finished run, in evaluation mode; with `with_method`, also the
-    method in its final state (SGDrop's EMA, the last epoch's rho)."""
-    num_classes = len(read_manifest(shard_dir)["classes"])
-    model = build_model(cfg.arch, num_classes, cfg.loader.image_size, cfg.model)
+def load_finished(cfg: RunConfig, shard_dir: Path, device: torch.device | None = None) -> TrainedRun:
+    """A finished run read from its checkpoint, for an analysis step run on its own (`train`
+    hands a `TrainedRun` on instead). Its identity must be this run's: the same settings, training
+    code, data and starting weights."""
     path = cfg.run_dir / CHECKPOINT
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: train the run first (dvc repro)")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if state.get("config_digest") != cfg.digest():
-        raise CheckpointError(f"{path} was trained with other params than this run's config (digest "
-                              f"{state.get('config_digest')}, not {cfg.digest()}): train the run first (dvc repro)")
+    splits = Splits(shard_dir, cfg.loader.image_size)
+    identity = run_identity(cfg, shard_dir)
+    state = read_checkpoint(path)
+    if state["identity"] != identity.to_dict():
+        changed = ", ".join(RunIdentity.from_dict(state["identity"]).differences(identity))
+        raise CheckpointError(f"{path} was trained with other {changed} than this run has now: train the run "
+                              "again (dvc repro)")
     if state["epoch"] < cfg.train.epochs:
         raise CheckpointError(f"{path} holds epoch {state['epoch']} of {cfg.train.epochs}: the run is unfinished")
-    model.load_state_dict(state["model"])
     device = device or select_device(cfg.train.device)
+    model = build_model(cfg.arch, splits.num_classes, cfg.loader.image_size, cfg.model)
+    model.load_state_dict(state["model"])
     model = model.to(device).eval()
-    if not with_method:
-        return model
-    method = build_method(cfg.method, model=model, num_classes=num_classes, image_size=cfg.loader.image_size,
-                          epochs=cfg.train.epochs)
+    method = build_method(cfg.method, model=model, num_classes=splits.num_classes,
+                          image_size=cfg.loader.image_size, epochs=cfg.train.epochs)
     method.load_state_dict(state["method"])
     method.to(device).start_epoch(cfg.train.epochs - 1)
-    return model, method
+    summary = read_json(cfg.run_dir / "train.json") if (cfg.run_dir / "train.json").exists() else {}
+    return TrainedRun(cfg, model, method, splits, identity, state["history"], summary)

@@ -7,10 +7,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pipeline_lib.data.loader import Normalizer, load_split
-from pipeline_lib.data.shards import read_manifest
+from pipeline_lib.data.loader import Splits
 from pipeline_lib.models import build_model
-from pipeline_lib.training.loop import seed_everything
+from pipeline_lib.training.loop import TrainedRun, seed_everything
 
 
 @torch.no_grad()
@@ -19,16 +18,14 @@ def encode(encoder, images, normalize, device, batch_size: int = 256) -> torch.T
                       for i in range(0, len(images), batch_size)])
 
 
-def transfer(source_model, cfg, target_shards, p) -> dict:
-    manifest = read_manifest(target_shards)
-    normalize = Normalizer(manifest["mean"], manifest["std"])
-    device = next(source_model.parameters()).device
-    encoder = source_model.encoder.eval()
-    size = cfg.loader.image_size
-    feats = {s: (encode(encoder, d.images, normalize, device), d.labels.to(device))
-             for s in ("train", "val", "test") for d in [load_split(target_shards, s, size)]}
+def transfer(trained: TrainedRun, target_shards, p) -> dict:
+    cfg, device, size = trained.cfg, trained.device, trained.cfg.loader.image_size
+    target = Splits(target_shards, size)
+    encoder = trained.model.encoder.eval()
+    feats = {s: (encode(encoder, d.images, target.normalize, device), d.labels.to(device))
+             for s in ("train", "val", "test") for d in [target[s]]}
     seed_everything(cfg.seed)
-    head = build_model(cfg.arch, len(manifest["classes"]), size, cfg.model).head.to(device)
+    head = build_model(cfg.arch, target.num_classes, size, cfg.model).head.to(device)
     optimizer = torch.optim.Adam(head.parameters(), lr=p.lr)
     z_train, y_train = feats["train"]
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -44,5 +41,5 @@ def transfer(source_model, cfg, target_shards, p) -> dict:
     head.eval()
     with torch.no_grad():
         acc = {s: float((head(z).argmax(1) == y).float().mean()) for s, (z, y) in feats.items()}
-    return {"target": manifest["dataset"], "target_meta": manifest["meta"], "epochs": p.epochs,
-            "accuracy": acc, "config_digest": cfg.digest()}
+    return {"target": target.manifest["dataset"], "target_meta": target.manifest["meta"], "epochs": p.epochs,
+            "accuracy": acc, "identity": trained.identity.digest}

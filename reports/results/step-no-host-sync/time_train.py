@@ -1,7 +1,8 @@
 """Time one short training run (epoch wall time and median step) with the checkout in the cwd."""
 import json, sys, time
 from pathlib import Path
-from pipeline_lib.config import params_with, run_configs
+from pipeline_lib.config.checks import params_with
+from pipeline_lib.config.resolve import run_configs
 from pipeline_lib.training.loop import train
 shards = Path(sys.argv[1]); out = Path(sys.argv[2])
 cfg = run_configs(params_with({"train": {"methods": [sys.argv[3]], "epochs": 2}}))[0]
