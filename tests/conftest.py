@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from pipeline_lib.config.checks import parse_params
-from pipeline_lib.config.schema import merged
+from pipeline_lib.config.schema import load_yaml, merged
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +39,7 @@ def committed_params_text() -> str:
 
 def shipped_raw() -> dict:
     """The committed params.yaml as a dict."""
-    return yaml.safe_load(committed_params_text())
+    return load_yaml(committed_params_text())
 
 
 def tiny_raw(**overrides) -> dict:

@@ -9,6 +9,7 @@ from PIL import Image
 from scipy.stats import spearmanr
 from torch import nn
 
+from pipeline_lib.config.resolve import method_spec
 from pipeline_lib.methods import Method, build_method
 from pipeline_lib.metrics.clickme import read_clickme
 from pipeline_lib.metrics.coverage import neuron_coverage
@@ -330,17 +331,15 @@ def test_coverage_occlusion_and_leakage_images_are_stratified_draws(tiny_shards,
     """The synthetic splits interleave their classes, so storage order would look balanced here:
     check that each of these metrics draws its test images with stratified_sample."""
     import pipeline_lib.metrics.run_metrics as rm
-    from pipeline_lib.config.resolve import method_spec, run_configs
-    from pipeline_lib.training.loop import load_trained, train
+    from pipeline_lib.config.resolve import run_configs
+    from pipeline_lib.training.loop import train
     params = tiny_params(matrix={"methods": ["sgdrop"]}, train={"epochs": 1},
                          evaluate={"coverage_batches": 2, "coverage_batch_size": 4, "occlusion_images": 6,
                                    "leakage_images": 10})
     cfg = run_configs(params)[0]
-    train(cfg, tiny_shards, cfg.run_dir)
-    model, method = load_trained(cfg, tiny_shards, with_method=True)
-    monkeypatch.setattr(rm, "load_maps", lambda path: ({}, []))  # no attribute stage here
+    trained = train(cfg, tiny_shards, cfg.run_dir)
     monkeypatch.setattr(rm, "attribution_metrics", lambda maps, keys, split, p: ({}, "none"))
     calls, real = [], rm.stratified_sample
     monkeypatch.setattr(rm, "stratified_sample", lambda labels, n, seed: calls.append(n) or real(labels, n, seed))
-    rm.run_metrics(model, cfg, tiny_shards, params.evaluate, "test", 64, method)
+    rm.run_metrics(trained, params.evaluate, "test", 64, {}, [])  # no attribute step here
     assert {8, 6, 10} <= set(calls)  # coverage (2 x 4), occlusion, leakage

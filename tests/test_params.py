@@ -119,7 +119,7 @@ def test_a_runs_config_depends_only_on_what_changes_its_weights():
 
 def test_a_method_in_both_method_lists_is_refused():
     msg = error_of({"matrix": {"methods": ["vanilla", "sgdrop"], "one_seed_methods": ["sgdrop", "dropout"]}})
-    assert "train.one_seed_methods" in msg and "sgdrop" in msg
+    assert "matrix.one_seed_methods" in msg and "sgdrop" in msg
 
 
 def test_dvc_yaml_runs_the_cells_of_run_configs(tmp_path):

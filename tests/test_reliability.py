@@ -21,7 +21,7 @@ from pipeline_lib.data.shards import TooManyBadImages, write_shards
 from pipeline_lib.io import STAGE_MARKER, OutputRefused, atomic_path, write_json
 from pipeline_lib.models import ARCHITECTURES
 from pipeline_lib.training import loop
-from pipeline_lib.training.loop import CHECKPOINT, CheckpointError, TrainingDiverged, load_trained, train
+from pipeline_lib.training.loop import CHECKPOINT, CheckpointError, TrainingDiverged, load_finished, train
 from tests.conftest import tiny_params, tiny_raw
 
 
@@ -122,8 +122,7 @@ def test_the_report_stage_never_deletes_folders_it_did_not_write(in_tmp):
     (in_tmp / "figures").mkdir()
     (in_tmp / "figures" / "plot_for_the_paper.pdf").write_text("mine")
     (in_tmp / "configs").mkdir()
-    (in_tmp / "shards").mkdir()
-    result = invoke(main, ["--out", ".", "--configs", "configs", "--shards", "shards"], tiny_raw())
+    result = invoke(main, ["--out", ".", "--configs", "configs"], tiny_raw())
     assert_one_line_error(result, "refusing", "figures")
     assert (in_tmp / "figures" / "plot_for_the_paper.pdf").exists()
 
@@ -168,16 +167,16 @@ def test_a_truncated_tgz_and_a_file_that_is_no_tar_are_named(tmp_path):
         DATASETS.get("imagefolder")(parse_params(tiny_raw(data={"dataset": "imagefolder", "root": str(notes)})).data)
 
 
-# 3. A checkpoint from other params is never used --------------------------------------------------
+# 3. A checkpoint of other params is never used --------------------------------------------------
 
-def test_load_trained_refuses_a_checkpoint_of_other_params(tiny_shards, in_tmp):
+def test_load_finished_refuses_a_checkpoint_of_other_params(tiny_shards, in_tmp):
     cfg = run_configs(tiny_params(train={"epochs": 1}))[0]
     train(cfg, tiny_shards, cfg.run_dir)
-    load_trained(cfg, tiny_shards)
+    load_finished(cfg, tiny_shards)
     other = run_configs(tiny_params(train={"epochs": 1, "lr": 0.01}))[0]
     assert other.run_dir == cfg.run_dir
     with pytest.raises(CheckpointError, match=f"{cfg.run_dir / CHECKPOINT} was trained with other params"):
-        load_trained(other, tiny_shards)
+        load_finished(other, tiny_shards)
 
 
 def test_a_diverged_run_never_calls_another_configs_checkpoint_its_own(tiny_shards, in_tmp):
@@ -187,7 +186,7 @@ def test_a_diverged_run_never_calls_another_configs_checkpoint_its_own(tiny_shar
     with pytest.raises(TrainingDiverged) as err:
         train(exploding, tiny_shards, in_tmp / "r")
     msg = str(err.value)
-    assert "no checkpoint of this run was saved" in msg and "from other params" in msg
+    assert "no checkpoint of this run was saved" in msg and "is another run's" in msg
     assert "last good checkpoint" not in msg
 
 

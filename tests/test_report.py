@@ -12,7 +12,6 @@ import pytest
 import yaml
 
 from pipeline_lib.config.resolve import method_spec, run_configs
-from pipeline_lib.data.loader import load_split
 from pipeline_lib.io import write_json
 from pipeline_lib.reporting.collect import aggregate, collect, label_variants
 from pipeline_lib.reporting.findings import (MIXED, NOT_REPRODUCED, NOT_RUN, ONE_SEED, REPRODUCED, chance_reproduced,
@@ -21,6 +20,7 @@ from pipeline_lib.reporting.paper import PAPER_FILE, Paper
 from pipeline_lib.reporting.render import write_pages
 from pipeline_lib.reporting.report import build_report, data_provenance, setup_columns
 from pipeline_lib.reporting.tables import DASH, metric_table
+from pipeline_lib.training.identity import RunIdentity, current_code
 from stages.configure import config_path
 from tests.conftest import SHARED_DATA, tiny_params
 
@@ -42,16 +42,19 @@ def fabricate(root: Path, params, warn: str | None = None, acc=None) -> None:
         write_json(config_path(root / "configs", cfg), cfg.model_dump())
         a, run = acc(cfg), root / cfg.run_dir
         areas = [0.5, 0.4, 0.3 + 0.01 * cfg.seed]  # every method narrows by about 0.2
+        identity = RunIdentity(cfg.digest(), current_code(cfg), data="fabricated", weights=None)
         write_json(run / "metrics.json", {
-            "config_digest": cfg.digest(), "accuracy": {"train": 1.0, "val": a, "test": a, "test_conflict": a - 0.3},
+            "identity": identity.digest, "accuracy": {"train": 1.0, "val": a, "test": a, "test_conflict": a - 0.3},
             "gap": 1.0 - a, "human_map": "object masks",
+            "data": {"dataset": "synthetic", "counts": {"train": 60, "test": 20}, "human_map": "object masks",
+                     "bad_images": 0, "images_read": 80},
             "attribution": {"gradcam": {"area_ratio": a / 2, "hit_whole": a / 3}},
             "coverage": {"global_unit": 0.5, "last_conv_unit": 0.2, "per_layer_unit": [0.5, 0.6]},
             "occlusion": {"fractions": [0, 0.5], "relevant": {"accuracy": [a, 0.1], "auc": 0.4},
                           "random": {"accuracy": [a, 0.5], "auc": 0.6}},
             "attention_over_training": {"probe_area_ratio": areas, "first": areas[0], "last": areas[-1],
                                         "change": areas[-1] - areas[0]}})
-        train = {"config_digest": cfg.digest(), "val_acc": a}
+        train = {"identity": identity.to_dict(), "val_acc": a}
         if warn and cfg.method.name == "sgdrop" and cfg.seed == 0:
             train["warnings"] = [warn]
         write_json(run / "train.json", train)
@@ -62,11 +65,12 @@ def fabricate(root: Path, params, warn: str | None = None, acc=None) -> None:
         rng = np.random.default_rng(cfg.seed)
         np.savez(run / "live" / "probe_cams.npz", cams=rng.random((3, 2, 4, 4)), images=rng.random((2, 3, 32, 32)),
                  labels=np.zeros(2))
-        np.savez(run / "attributions.npz", gradcam=rng.random((4, 32, 32)), keys=np.array(GRID_KEYS))
+        np.savez(run / "attributions.npz", gradcam=rng.random((4, 32, 32)), keys=np.array(GRID_KEYS),
+                 images=rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8))
 
 
-def study(**train):
-    return tiny_params(matrix={"seeds": [0, 1, 2], "methods": ["vanilla", "sgdrop", "sgdrop_no_ema"]}, train={**train},
+def study(**matrix):
+    return tiny_params(matrix={"seeds": [0, 1, 2], "methods": ["vanilla", "sgdrop", "sgdrop_no_ema"], **matrix},
                        methods=METHODS, setups={"tiny": {}, "resnet": {"model": {"architecture": "resnet20"}}})
 
 
@@ -75,15 +79,8 @@ def build(root: Path, params, shards: Path, order=None, bench=None):
     if bench:
         write_json(out / "bench" / "tinyvgg_32px_b16_cpu.json", bench)
     specs = {name: method_spec(params, name) for name in {*params.methods, *params.matrix.methods}}
-    for setup in params.setups:  # every setup's shards are the tiny ones
-        link = root / "shards" / setup / "main"
-        if not link.exists():
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(shards)
     page = build_report(collect(Path("configs")), specs=specs, order=order or list(params.matrix.methods),
-                        setups=list(params.setups), out=out, shards=root / "shards", bench_dir=out / "bench",
-                        params_text="x: 1\n",
-                        attribute_splits={name: params.setup(name).attribute.split for name in params.setups})
+                        setups=list(params.setups), out=out, bench_dir=out / "bench", params_text="x: 1\n")
     write_pages(page, out)
     return page, out
 
@@ -115,9 +112,9 @@ def test_a_missing_value_is_a_dash_never_zero(fabricated):
 def test_runs_with_other_params_are_stale_and_variants_are_labelled(fabricated, in_tmp):
     cfg = run_configs(fabricated)[0]
     metrics = in_tmp / cfg.run_dir / "metrics.json"
-    metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "config_digest": "other"}))
+    metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "identity": "other"}))
     col = collect(Path("configs"))
-    assert col.stale == [f"{cfg.run_dir}/metrics.json"]
+    assert col.stale == [f"{cfg.run_dir}/metrics.json was measured on other weights: rerun dvc repro"]
     runs = col.runs.copy()
     runs.loc[runs["seed"] == 2, "params"] = "deadbeef"
     labels = set(label_variants(runs)["label"])
@@ -191,19 +188,16 @@ def test_pages_open_with_the_findings_and_show_each_figure_once(fabricated, in_t
     assert "30.00 ± 0.00" in cue  # test minus test_conflict, per run
 
 
-def test_the_methods_grid_draws_each_map_over_its_own_image(fabricated, in_tmp, tiny_shards, monkeypatch):
+def test_the_methods_grid_draws_each_runs_maps_over_the_images_its_attribute_step_kept(fabricated, in_tmp,
+                                                                                       tiny_shards, monkeypatch):
     drawn = []
     monkeypatch.setattr("pipeline_lib.reporting.report.overlay_grid",
                         lambda images, columns, path: drawn.append((images, columns)) or path)
     build(in_tmp, fabricated, tiny_shards)
-    test = load_split(tiny_shards, "test", 32)
-    index = {k: i for i, k in enumerate(test.keys)}
-    expected = test.images[[index[k] for k in GRID_KEYS]].permute(0, 2, 3, 1).numpy()
-    assert drawn and all(np.array_equal(images, expected) for images, _ in drawn)
     with np.load(in_tmp / "runs" / "tiny" / "sgdrop" / "seed0" / "attributions.npz") as d:
-        assert np.array_equal(drawn[0][1]["sgdrop"], d["gradcam"].astype(np.float32))
-    with pytest.raises(KeyError, match="not in this split"):
-        test.by_keys(["test_000001", "elsewhere_000001"])
+        images, maps = d["images"], d["gradcam"][:len(d["images"])].astype(np.float32)
+    assert drawn and np.array_equal(drawn[0][0], images)
+    assert np.array_equal(drawn[0][1]["sgdrop"], maps)
 
 
 def test_paper_values_stand_beside_ours_for_a_setup_the_paper_has(fabricated):
@@ -243,20 +237,18 @@ def test_a_rho_curve_needs_two_rho_values(in_tmp, tiny_shards):
     assert {f.key: f.verdict for f in page.findings}["rho"] == REPRODUCED
 
 
-def test_no_warnings_key_and_no_skipped_count_are_fine(in_tmp, tiny_shards):
-    manifest = json.loads((tiny_shards / "manifest.json").read_text())
-    manifest.pop("bad_images", None)
-    write_json(in_tmp / "provenance" / "default" / "main" / "manifest.json", manifest)
-    lines, warnings = data_provenance(in_tmp / "provenance", ["default"])
-    assert warnings == [] and "skipped" not in lines[0]
-    write_json(in_tmp / "provenance" / "default" / "main" / "manifest.json",
-               {**manifest, "bad_images": {"count": 3, "items": []}})
-    lines, warnings = data_provenance(in_tmp / "provenance", ["default"])
-    assert "skipped while sharding: 3" in lines[0] and "3 unreadable images" in warnings[0]
+def test_skipped_images_are_a_warning_and_none_is_none(in_tmp, tiny_shards):
     params = study(seeds=[0, 1])
     fabricate(in_tmp, params)
     page, out = build(in_tmp, params, tiny_shards)
     assert page.warnings == [] and 'id="warnings"' not in (out / "index.html").read_text()
+    assert "skipped while sharding: 0 of 80" in page.provenance[0]
+    for cfg in run_configs(params):
+        metrics = in_tmp / cfg.run_dir / "metrics.json"
+        data = json.loads(metrics.read_text())
+        write_json(metrics, {**data, "data": {**data["data"], "bad_images": 3}})
+    lines, warnings = data_provenance(collect(Path("configs")), list(params.setups))
+    assert "skipped while sharding: 3 of 80" in lines[0] and "3 unreadable images" in warnings[0]
 
 
 PAPER_TEXT = SHARED_DATA.parent / "papers" / "000_1cc4953471667593.txt"

@@ -10,7 +10,7 @@ from PIL import Image
 
 from pipeline_lib.data import Sample, Source
 from pipeline_lib.data import loader
-from pipeline_lib.data.loader import InMemoryLoader, StreamLoader, augment, decode_image, decoded_once, load_split
+from pipeline_lib.data.loader import InMemoryLoader, Splits, StreamLoader, augment, decode_image, load_split
 from pipeline_lib.data.shards import TooManyBadImages, read_manifest, write_shards
 
 
@@ -43,23 +43,17 @@ def test_round_trip_keeps_images_labels_boxes_and_masks(tmp_path, tiny_shards):
     assert all(b and len(b) == 1 for b in synthetic.boxes)
 
 
-def test_decoded_once_decodes_a_split_once_within_its_block_only(tmp_path, monkeypatch):
-    write = lambda value: write_shards(source([("train", Sample(f"k{i}", jpeg(value + i), "jpg", i % 2)) for i in range(4)]),
-                                       tmp_path / "s", params={"v": value}, samples_per_shard=3, max_bad_fraction=0.0,
-                                       progress=False)
-    write(10)
-    decodes, decode = [], loader.decode_split
-    monkeypatch.setattr(loader, "decode_split", lambda *a: decodes.append(a) or decode(*a))
-    with decoded_once():
-        first = load_split(tmp_path / "s", "train", 16)
-        first.images = first.images[:1]  # what InMemoryLoader does to its copy (a move to the GPU)
-        second = load_split(tmp_path / "s", "train", 16)
-        assert len(decodes) == 1 and len(second.images) == 4
-        load_split(tmp_path / "s", "train", 8)  # another size is another decode
-        assert len(decodes) == 2
-    write(100)  # shards rewritten after the block: decoded anew
-    after = load_split(tmp_path / "s", "train", 16)
-    assert len(decodes) == 3 and not torch.equal(after.images, second.images)
+def test_a_runs_splits_are_decoded_once_each_and_handed_out_as_copies(tmp_path, monkeypatch):
+    write_shards(source([("train", Sample(f"k{i}", jpeg(10 + i), "jpg", i % 2)) for i in range(4)]),
+                 tmp_path / "s", params={}, samples_per_shard=3, max_bad_fraction=0.0, progress=False)
+    decodes, decode = [], loader.load_split
+    monkeypatch.setattr(loader, "load_split", lambda *a: decodes.append(a) or decode(*a))
+    splits = Splits(tmp_path / "s", 16)
+    first = splits["train"]
+    first.images = first.images[:1]  # what InMemoryLoader does to its copy (a move to the GPU)
+    second = splits["train"]
+    assert len(decodes) == 1 and len(second.images) == 4
+    assert len(Splits(tmp_path / "s", 8)["train"].images) == 4 and len(decodes) == 2  # another run's: its own
 
 
 def test_same_params_give_identical_shards(tmp_path):

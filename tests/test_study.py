@@ -9,7 +9,7 @@ import yaml
 
 from pipeline_lib.config.checks import parse_params
 from pipeline_lib.config.resolve import method_spec, run_configs
-from pipeline_lib.config.schema import ParamsError, merged, overlay
+from pipeline_lib.config.schema import ParamsError, load_yaml, merged, overlay
 from tests.conftest import shipped_raw, tiny_params
 from tests.dvc_workspace import ran, repro, workspace, write_params
 
@@ -69,7 +69,7 @@ def test_each_setup_is_its_own_run_matrix():
 @pytest.mark.parametrize("setup, expected", [
     ({"data": {"synthetic": {"trian": 10}}}, "setup 'bad', key 'data.synthetic.trian': unknown key; did you mean"),
     ({"model": {"architecture": "vgg17"}}, "setup 'bad', key 'model.architecture'"),
-    ({"matrix": {"seeds": [3]}}, "setup 'bad' sets train.seeds, which every setup shares"),
+    ({"matrix": {"seeds": [3]}}, "setup 'bad' sets matrix, which every setup shares"),
     ({"loader": {"image_size": 30}, "evaluate": {"occlusion_patch": 8}}, "setup 'bad', key 'loader.image_size'"),
     ({"evaluate": {"occlusion_patch": 7}}, "setup 'bad', key 'evaluate.occlusion_patch': 7 does not divide"),
     ([1, 2], "key 'setups.bad': Input should be a valid dictionary"),
@@ -95,7 +95,7 @@ def test_the_paper_study_preset_is_valid_and_names_table_12():
     """params/paper-study.yaml: 5 datasets x 3 architectures plus CIFAR-10 and STL10, Table 12's
     settings per pair."""
     shipped = shipped_raw()
-    params = parse_params(overlay(shipped, yaml.safe_load((ROOT / "params" / "paper-study.yaml").read_text())))
+    params = parse_params(overlay(shipped, load_yaml((ROOT / "params" / "paper-study.yaml").read_text())))
     assert len(params.setups) == 17
     rho = {name: method_spec(params.setup(name), "sgdrop").params["rho"] for name in params.setups}
     assert rho["imagenette-convnext_tiny"] == rho["imagewoof-convnext_tiny"] == 0.1
@@ -123,7 +123,7 @@ def test_applying_a_preset_keeps_the_comments_and_replaces_the_setups(tmp_path):
     text = target.read_text()
     assert "# SGDrop's drop rate" in text  # the shipped file's comments survive
     assert "&id" not in text and "*id" not in text  # no setup shares an object with another (dvc exp run -S)
-    params = parse_params(yaml.safe_load(text))
+    params = parse_params(load_yaml(text))
     assert "default" not in params.setups and params.train.epochs == 80
     resnet = params.setup("imagewoof-resnet50")
     assert (resnet.data.dataset, resnet.model.architecture, resnet.model.batch_norm) == ("imagewoof", "resnet50", True)
@@ -134,7 +134,7 @@ PRESETS = sorted([*ROOT.glob("params/*.yaml"), *ROOT.glob("reports/results/*/pre
 
 @pytest.mark.parametrize("preset", PRESETS, ids=[p.relative_to(ROOT).as_posix() for p in PRESETS])
 def test_every_shipped_preset_applies_to_a_valid_params_file(preset):
-    raw = overlay(shipped_raw(), yaml.safe_load(preset.read_text()))
+    raw = overlay(shipped_raw(), load_yaml(preset.read_text()))
     if raw["data"]["boxes_csv"] and not (ROOT / raw["data"]["boxes_csv"]).is_file():
         raw["data"]["boxes_csv"] = None  # the shared data is not beside every checkout; the rest is checked
     assert parse_params(raw).cells()

@@ -26,7 +26,7 @@ def logged_steps(run_dir):
 def test_killed_run_resumes_to_identical_weights(tiny_shards, in_tmp, method):
     cfg = run_configs(tiny_params(matrix={"methods": [method]}, train={"epochs": 3}))[0]
     train(cfg, tiny_shards, in_tmp / "straight")
-    first = train(cfg, tiny_shards, in_tmp / "killed", stop_after=1)
+    first = train(cfg, tiny_shards, in_tmp / "killed", stop_after=1).summary
     assert first["epochs"] == 1 and not (in_tmp / "killed" / "train.json").exists()
     train(cfg, tiny_shards, in_tmp / "killed")
     a, b = weights(in_tmp / "straight" / CHECKPOINT), weights(in_tmp / "killed" / CHECKPOINT)
@@ -36,7 +36,7 @@ def test_killed_run_resumes_to_identical_weights(tiny_shards, in_tmp, method):
     assert logged_steps(in_tmp / "killed") == logged_steps(in_tmp / "straight") == [0, 1, 2]
 
 
-def test_checkpoint_of_other_params_is_not_resumed(tiny_shards, in_tmp):
+def test_checkpoint_of_other_params_is_not_resumed(tiny_shards, in_tmp, caplog):
     cfg = run_configs(tiny_params(train={"epochs": 1}))[0]
     train(cfg, tiny_shards, in_tmp / "r")
     first = weights(in_tmp / "r" / CHECKPOINT)
@@ -44,8 +44,9 @@ def test_checkpoint_of_other_params_is_not_resumed(tiny_shards, in_tmp):
     train(other, tiny_shards, in_tmp / "r")
     # Resumed, the finished checkpoint would have been kept as it was; retrained, it is other's.
     saved = torch.load(in_tmp / "r" / CHECKPOINT, weights_only=False)
-    assert saved["config_digest"] == other.digest() != cfg.digest()
+    assert saved["identity"]["config"] == other.digest() != cfg.digest()
     assert not all(torch.equal(first[k], saved["model"][k]) for k in first)
+    assert "its checkpoint was made with other params; training again" in caplog.text
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_shards, in_tmp, monkeypatch):
@@ -62,7 +63,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_shards, 
 
 def test_logs_every_epoch_with_dvclive(tiny_shards, in_tmp):
     cfg = run_configs(tiny_params(matrix={"methods": ["sgdrop"]}, train={"epochs": 2}, rho=0.05))[0]
-    final = train(cfg, tiny_shards, in_tmp / "r")
+    final = train(cfg, tiny_shards, in_tmp / "r").summary
     assert final["rho"] == pytest.approx(0.05) and 0 < final["dropped_fraction"] < 0.05 + 0.01  # at most k = round(rho n)
     leak = ("leak_unmasked", "leak_masked_true", "leak_follows_wrong", "leak_wrong_chance", "leak_follows_wrong_excess")
     for name in ("train_loss", "train_acc", "val_loss", "val_acc", "gap", "lr", "rho", "dropped_fraction",
@@ -78,11 +79,11 @@ def test_a_run_whose_head_reads_the_mask_ends_with_a_warning(tiny_shards, in_tmp
     import pipeline_lib.training.loop as loop
     monkeypatch.setattr(loop, "mask_leakage", lambda *a, **k: LEAKY)
     cfg = run_configs(tiny_params(matrix={"methods": ["sgdrop"]}, train={"epochs": 1}))[0]
-    (warning,) = train(cfg, tiny_shards, in_tmp / "r")["warnings"]
+    (warning,) = train(cfg, tiny_shards, in_tmp / "r").summary["warnings"]
     assert "reads the label from where the mask is" in warning
     assert json.loads((in_tmp / "r" / "train.json").read_text())["warnings"] == [warning]
     vanilla = run_configs(tiny_params(train={"epochs": 1}))[0]
-    final = train(vanilla, tiny_shards, in_tmp / "v")  # no label-guided mask: no diagnostic at all
+    final = train(vanilla, tiny_shards, in_tmp / "v").summary  # no label-guided mask: no diagnostic at all
     assert final["warnings"] == [] and "leak_unmasked" not in final
 
 

@@ -298,12 +298,29 @@ def parse_schema(raw: dict[str, Any] | None) -> Params:
         raise ParamsError(format_errors(err, Params)) from None
 
 
+class _Yaml12Floats(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's floats, as DVC (ruamel) reads params.yaml: `1e-4` is
+    a number there, and text for YAML 1.1."""
+
+
+_Yaml12Floats.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"""^(?:
+    [-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+  | [-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+  | [-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+  | [-+]?\.(?:inf|Inf|INF)
+  | \.(?:nan|NaN|NAN))$""", re.X), list("-+0123456789."))
+
+
+def load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Yaml12Floats)
+
+
 def read_params_file(path: str | os.PathLike = PARAMS_FILE) -> Any:
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"{path} not found: run the stage from the repository root")
     try:
-        return yaml.safe_load(path.read_text())
+        return load_yaml(path.read_text())
     except yaml.YAMLError as err:
         where = getattr(err, "problem_mark", None)
         line = f" at line {where.line + 1}" if where else ""

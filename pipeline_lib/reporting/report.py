@@ -24,6 +24,7 @@ import pandas as pd
 import yaml
 
 from pipeline_lib.config.resolve import MethodSpec
+from pipeline_lib.config.schema import load_yaml
 from pipeline_lib.reporting import figures
 from pipeline_lib.reporting.collect import Collection, aggregate, label_variants
 from pipeline_lib.reporting.findings import Finding, findings, pick, rule_text
@@ -425,4 +426,4 @@ def data_provenance(col: Collection, setups: list[str]) -> tuple[list[str], list
 
 
 def load_params_text(path: Path = Path("params.yaml")) -> str:
-    return yaml.safe_dump(yaml.safe_load(path.read_text()), sort_keys=False)
+    return yaml.safe_dump(load_yaml(path.read_text()), sort_keys=False)

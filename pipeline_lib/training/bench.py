@@ -35,7 +35,7 @@ def benchmark(params: Params, methods: list[str], *, arch: str, image_size: int,
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch_size, 3, image_size, image_size, generator=gen).to(first.device)
     y = torch.randint(0, num_classes, (batch_size,), generator=gen).to(first.device)
-    if first.device.type == "cuda":
+    if first.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     times: dict[str, list[float]] = {name: [] for name in runs}
     for i in range(warmup + steps):

@@ -124,7 +124,7 @@ class Run:
     """Everything a training run holds, for the loop, the checkpoint and the tests."""
 
     cfg: RunConfig
-    identity: RunIdentity
+    identity: RunIdentity | None  # None for a run that is never saved (the overhead benchmark)
     model: SplitModel
     method: Method
     optimizer: torch.optim.Optimizer
@@ -169,7 +169,7 @@ def on_for(setting, device: torch.device) -> bool:
     return device.type == "cuda" if setting == "auto" else setting
 
 
-def build_run(cfg: RunConfig, num_classes: int, image_size: int, identity: RunIdentity) -> Run:
+def build_run(cfg: RunConfig, num_classes: int, image_size: int, identity: RunIdentity | None = None) -> Run:
     seed_everything(cfg.seed)
     device = select_device(cfg.train.device)
     model = build_model(cfg.arch, num_classes, image_size, cfg.model).to(device)
@@ -407,7 +407,7 @@ def train_epoch(run: Run, loader, normalize, progress: bool, rank: int = 0, worl
         if world > 1 and isinstance(loader, InMemoryLoader):
             images, labels = images.chunk(world)[rank], labels.chunk(world)[rank]
         x, y = normalize(images), labels.to(run.device, non_blocking=True)
-        if cuda:
+        if run.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         timed = steps % TIMED_EVERY == 0
         if timed:

@@ -36,8 +36,7 @@ class MethodStep(nn.Module):
 def train_step(run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step of `run` (its `step` module, DDP-wrapped under torchrun); returns the
     detached (loss, logits), still on the device."""
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if run.device.type == "cuda"
-                else contextlib.nullcontext())
+    autocast = torch.autocast(run.device.type, dtype=torch.bfloat16) if run.bf16 else contextlib.nullcontext()
     with autocast:
         loss, logits = run.step(x, y)
     run.optimizer.zero_grad(set_to_none=True)

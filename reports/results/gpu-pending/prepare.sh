@@ -17,7 +17,7 @@ rm -rf "$G" && mkdir -p "$G/data/shards"
 cp -r "$WORK/configs" "$G/configs"
 cp -r "$WORK/data/shards/$S" "$G/data/shards/$S"
 echo "$S" > "$G/setup"
-python -c "import yaml; print(*yaml.safe_load(open('$WORK/params.yaml'))['train']['methods'])" > "$G/methods"
+python -c "import yaml; print(*yaml.safe_load(open('$WORK/params.yaml'))['matrix']['methods'])" > "$G/methods"
 
 # What the stages import (train, attribute, evaluate, bench) less what the device image holds
 # (/work/.library/device/KINDS.md, 2026-11-17), at the versions pinned here.
