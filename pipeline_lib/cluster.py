@@ -26,6 +26,7 @@ import yaml
 
 from pipeline_lib.config.resolve import run_configs
 from pipeline_lib.config.schema import Params
+from pipeline_lib.inputs import INPUTS
 from pipeline_lib.io import atomic_path
 
 SHARED_STAGES = ("configure", "shard")  # run once in the workspace, before the jobs
@@ -75,6 +76,8 @@ def run_cell(workspace: str, cache: str, cell: Cell, scratch_root: str | None = 
         for f in workspace_files(workspace):
             (scratch / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(workspace / f, scratch / f)
+        # the links to the external inputs, which `configure` made here and DVC hashes as deps
+        shutil.copytree(workspace / INPUTS, scratch / INPUTS, symlinks=True)
         # DVC needs a git root and dvclive a commit in it
         for git in (["init", "-q"], ["add", "-A"], ["-c", "user.name=overfocus", "-c", "user.email=overfocus@localhost",
                                                      "commit", "-qm", f"cell {cell}"]):

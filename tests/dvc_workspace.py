@@ -14,7 +14,8 @@ from tests.conftest import TINY, tiny_raw
 
 ROOT = Path(__file__).resolve().parents[1]
 # The shipped params, shrunk to seconds: two cells (one of each matrix), every stage.
-OVERRIDES = {**TINY, "matrix": {"methods": ["vanilla"], "one_seed_methods": ["dropout"], "seeds": [0]}, "train": {**TINY["train"], "epochs": 1},
+OVERRIDES = {**TINY, "matrix": {"methods": ["vanilla"], "one_seed_methods": ["dropout"], "seeds": [0]},
+             "train": {**TINY["train"], "epochs": 1},
              "attribute": {"methods": ["gradcam"], "max_images": 8, "grid_images": 2},
              "evaluate": {"coverage_batches": 1, "coverage_batch_size": 8},
              "transfer": {"epochs": 1, "data": {"synthetic": {"image_size": 32, "cue_size": 4, "train": 20, "val": 10, "test": 10}}},
@@ -43,10 +44,16 @@ def write_params(path: Path, overrides: dict) -> None:
     (path / "params.yaml").write_text(yaml.safe_dump(tiny_raw(**merged(OVERRIDES, overrides)), sort_keys=False))
 
 
-def repro(path: Path, *targets: str) -> str:
+def dvc(path: Path, *args: str) -> str:
+    """`dvc <args>` in the workspace, with this Python's environment first on PATH; its output."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    return subprocess.run(["dvc", "repro", *targets], cwd=path, env=env, capture_output=True, text=True,
-                          check=True).stdout
+    done = subprocess.run(["dvc", *args], cwd=path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"dvc {' '.join(args)} failed:\n{done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def repro(path: Path, *targets: str) -> str:
+    return dvc(path, "repro", *targets)
 
 
 def ran(log: str) -> list[str]:
