@@ -383,8 +383,8 @@ def train(cfg: RunConfig, shard_dir: Path, out_dir: Path, *, progress: bool = Fa
                                 images=val.images[probe[:PROBE_STRIP]].numpy(),
                                 labels=val.labels[probe[:PROBE_STRIP]].numpy())
         write_json(out_dir / "train.json", summary)
-    run.method.start_epoch(run.epoch - 1)  # what a finished run's method holds when it is loaded
-    return TrainedRun(cfg, run.model.eval(), run.method, splits, run.identity, run.history, summary)
+    state = {"model": run.model.state_dict(), "method": run.method.state_dict(), "epoch": run.epoch}
+    return trained_run(cfg, splits, run.identity, state, run.history, summary, run.device)
 
 
 TIMED_EVERY = 10  # GPU steps timed with CUDA events: one in ten, read at the end of the epoch
@@ -437,6 +437,22 @@ def train_epoch(run: Run, loader, normalize, progress: bool, rank: int = 0, worl
     }
 
 
+def trained_run(cfg: RunConfig, splits: Splits, identity: RunIdentity, state: dict, history: list[dict],
+                summary: dict, device: torch.device) -> TrainedRun:
+    """The run as the analysis takes it, from its final state: a model of its own, uncompiled (the
+    analysis hooks layers, which a compiled graph would bypass) and in evaluation mode, and the
+    method as it stood at the last epoch. The same whether the run trained in this process or
+    was read from its checkpoint."""
+    model = build_model(cfg.arch, splits.num_classes, cfg.loader.image_size, cfg.model.model_copy(update={"weights": None}))
+    model.load_state_dict(state["model"])
+    model = model.to(device).eval()
+    method = build_method(cfg.method, model=model, num_classes=splits.num_classes,
+                          image_size=cfg.loader.image_size, epochs=cfg.train.epochs)
+    method.load_state_dict(state["method"])
+    method.to(device).start_epoch(state["epoch"] - 1)
+    return TrainedRun(cfg, model, method, splits, identity, history, summary)
+
+
 def load_finished(cfg: RunConfig, shard_dir: Path, device: torch.device | None = None) -> TrainedRun:
     """A finished run read from its checkpoint, for an analysis step run on its own (`train`
     hands a `TrainedRun` on instead). Its identity must be this run's: the same settings, training
@@ -453,13 +469,6 @@ def load_finished(cfg: RunConfig, shard_dir: Path, device: torch.device | None =
                               "again (dvc repro)")
     if state["epoch"] < cfg.train.epochs:
         raise CheckpointError(f"{path} holds epoch {state['epoch']} of {cfg.train.epochs}: the run is unfinished")
-    device = device or select_device(cfg.train.device)
-    model = build_model(cfg.arch, splits.num_classes, cfg.loader.image_size, cfg.model)
-    model.load_state_dict(state["model"])
-    model = model.to(device).eval()
-    method = build_method(cfg.method, model=model, num_classes=splits.num_classes,
-                          image_size=cfg.loader.image_size, epochs=cfg.train.epochs)
-    method.load_state_dict(state["method"])
-    method.to(device).start_epoch(cfg.train.epochs - 1)
     summary = read_json(cfg.run_dir / "train.json") if (cfg.run_dir / "train.json").exists() else {}
-    return TrainedRun(cfg, model, method, splits, identity, state["history"], summary)
+    return trained_run(cfg, splits, identity, state, state["history"], summary,
+                       device or select_device(cfg.train.device))
