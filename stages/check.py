@@ -1,7 +1,7 @@
 """Validate params.yaml and run nothing: `python -m stages.check`.
 
 `make repro` runs it before `dvc repro`, since DVC reads params.yaml first and a misspelt
-section (`trian:`) would otherwise get DVC's "Could not find 'train.methods'".
+section (`matrx:`) would otherwise get DVC's "Could not find 'matrix.methods'".
 """
 from __future__ import annotations
 

@@ -20,9 +20,12 @@ def main(params, out: Path) -> None:
     source = DATASETS.get(data.dataset)(data)
     manifest = write_shards(source, out, params={"data": data.model_dump(), "shard": params.shard.model_dump()},
                             samples_per_shard=params.shard.samples_per_shard,
-                            max_bad_fraction=params.shard.max_bad_fraction, progress=show_progress())
+                            max_bad_fraction=params.shard.max_bad_fraction, min_image_size=data.min_image_size,
+                            progress=show_progress())
     counts = ", ".join(f"{s} {v['count']}" for s, v in manifest["splits"].items())
-    click.echo(f"{data.dataset}: {counts}; {manifest['bad_images']['count']} unreadable skipped -> {out}")
+    converted = ", ".join(f"{n} {mode}" for mode, n in manifest["converted_to_rgb"].items())
+    click.echo(f"{data.dataset}: {counts}; {manifest['bad_images']['count']} unreadable skipped"
+               + (f"; converted to RGB: {converted}" if converted else "") + f" -> {out}")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def fabricate(root: Path, params, warn: str | None = None, acc=None) -> None:
             "identity": identity.digest, "accuracy": {"train": 1.0, "val": a, "test": a, "test_conflict": a - 0.3},
             "gap": 1.0 - a, "human_map": "object masks",
             "data": {"dataset": "synthetic", "counts": {"train": 60, "test": 20}, "human_map": "object masks",
-                     "bad_images": 0, "images_read": 80},
+                     "bad_images": 0, "images_read": 80, "converted_to_rgb": {}},
             "attribution": {"gradcam": {"area_ratio": a / 2, "hit_whole": a / 3}},
             "coverage": {"global_unit": 0.5, "last_conv_unit": 0.2, "per_layer_unit": [0.5, 0.6]},
             "occlusion": {"fractions": [0, 0.5], "relevant": {"accuracy": [a, 0.1], "auc": 0.4},
@@ -237,7 +237,7 @@ def test_a_rho_curve_needs_two_rho_values(in_tmp, tiny_shards):
     assert {f.key: f.verdict for f in page.findings}["rho"] == REPRODUCED
 
 
-def test_skipped_images_are_a_warning_and_none_is_none(in_tmp, tiny_shards):
+def test_skipped_and_converted_images_are_reported_and_none_is_none(in_tmp, tiny_shards):
     params = study(seeds=[0, 1])
     fabricate(in_tmp, params)
     page, out = build(in_tmp, params, tiny_shards)
@@ -246,9 +246,10 @@ def test_skipped_images_are_a_warning_and_none_is_none(in_tmp, tiny_shards):
     for cfg in run_configs(params):
         metrics = in_tmp / cfg.run_dir / "metrics.json"
         data = json.loads(metrics.read_text())
-        write_json(metrics, {**data, "data": {**data["data"], "bad_images": 3}})
+        write_json(metrics, {**data, "data": {**data["data"], "bad_images": 3, "converted_to_rgb": {"L": 2, "RGBA": 1}}})
     lines, warnings = data_provenance(collect(Path("configs")), list(params.setups))
-    assert "skipped while sharding: 3 of 80" in lines[0] and "3 unreadable images" in warnings[0]
+    assert "skipped while sharding: 3 of 80; converted to RGB: 2 grayscale, 1 RGBA" in lines[0]
+    assert "3 unreadable images" in warnings[0]
 
 
 PAPER_TEXT = SHARED_DATA.parent / "papers" / "000_1cc4953471667593.txt"

@@ -44,19 +44,37 @@ def _reading(root: Path) -> Iterator[None]:
         raise BadArchive(f"{root} is damaged or truncated ({err}) {REDOWNLOAD}") from None
 
 
+class EmptyClassFolder(ClearError):
+    pass
+
+
 def list_images(root: Path) -> list[str]:
-    """Relative POSIX paths of the image files under a folder or inside a whole tar archive."""
+    """Relative POSIX paths of the image files under a folder or inside a whole tar archive.
+
+    A class folder without images is an error naming it: left out in silence, it would change the
+    number of classes. A class folder is a folder beside those that hold images."""
     if is_archive(root):
         with _reading(root), tarfile.open(root, "r:*") as tar:
-            names = [m.name for m in tar if m.isfile()]
+            members = tar.getmembers()
+            names = [m.name for m in members if m.isfile()]
+            folders = [m.name.rstrip("/") for m in members if m.isdir()]
             tar.fileobj.seek(tar.offset)  # where the members end: the end-of-archive marker
             if tar.fileobj.read(2 * tarfile.BLOCKSIZE) != bytes(2 * tarfile.BLOCKSIZE):
                 raise BadArchive(f"{root} is truncated: it ends after {len(names)} files without the "
                                  f"tar end-of-archive marker {REDOWNLOAD}")
     else:
-        names = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
-    return sorted(n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES
-                  and not Path(n).name.startswith("."))
+        found = list(root.rglob("*"))
+        names = [p.relative_to(root).as_posix() for p in found if p.is_file()]
+        folders = [p.relative_to(root).as_posix() for p in found if p.is_dir()]
+    images = sorted(n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES and not Path(n).name.startswith("."))
+    with_images = {Path(n).parent for n in images}
+    empty = sorted(f for f in map(Path, folders) if f not in with_images and f.parent in {p.parent for p in with_images}
+                   and not any(w.is_relative_to(f) for w in with_images))
+    if empty:
+        raise EmptyClassFolder(f"{root}/{empty[0].as_posix()} holds no images{f' (nor do {len(empty) - 1} more)' if len(empty) > 1 else ''}: "
+                               "a class without images would silently change the number of classes. Add its images, "
+                               "or remove the folder")
+    return images
 
 
 def read_images(root: Path, wanted: Iterable[str]) -> Iterator[tuple[str, bytes]]:

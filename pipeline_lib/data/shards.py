@@ -34,38 +34,49 @@ class DamagedShards(ClearError):
     pass
 
 
-def check_image(sample: Sample) -> str | None:
-    """Decode the image fully; return the error text if it is unreadable. Fixes the extension
-    to the real format (some `.JPEG` files are PNG) and re-encodes exotic formats as PNG."""
+def check_image(sample: Sample, min_size: int = 1) -> tuple[str | None, str | None]:
+    """Decode the image fully. Returns (the error text if it is unreadable or smaller than
+    `min_size` on either side, else None; its original mode if it was converted, else None).
+
+    Fixes the extension to the real format (some `.JPEG` files are PNG). An image that is not RGB
+    (RGBA, grayscale, palette, CMYK, 16-bit) is converted to RGB (alpha dropped, as PIL does) and
+    stored as PNG, losslessly, and so is an exotic format; the shard manifest counts the modes."""
     data = io.BytesIO(sample.image)
     try:
         with Image.open(data) as im:
             im.load()
-            fmt = _FORMATS.get(im.format)
-            if fmt is None:
+            if min(im.size) < min_size:
+                return f"{im.size[0]}x{im.size[1]} pixels, smaller than data.min_image_size ({min_size})", None
+            fmt, mode = _FORMATS.get(im.format), None
+            if im.mode != "RGB" or fmt is None:
+                mode = im.mode if im.mode != "RGB" else None
                 buf = io.BytesIO()
                 im.convert("RGB").save(buf, format="PNG")
                 sample.image, fmt = buf.getvalue(), "png"
         sample.ext = fmt
-        return None
+        return None, mode
     except Exception as err:  # PIL raises many types for corrupt data
-        return f"{type(err).__name__}: {err}".replace(f" {data!r}", "")  # PIL names the buffer
+        return f"{type(err).__name__}: {err}".replace(f" {data!r}", ""), None  # PIL names the buffer
 
 
 def write_shards(source: Source, out_dir: Path, *, params: dict[str, Any],
-                 samples_per_shard: int, max_bad_fraction: float, progress: bool = True) -> dict:
+                 samples_per_shard: int, max_bad_fraction: float, min_image_size: int = 1,
+                 progress: bool = True) -> dict:
     """Write all splits of `source` under `out_dir` (replaced atomically, and only if it is an
     earlier output of the shard stage) and return the manifest."""
     with replace_dir(out_dir, "shard") as tmp:
         writers: dict[str, wds.ShardWriter] = {}
         counts: dict[str, Counter] = defaultdict(Counter)
         with_boxes: Counter = Counter()
+        converted: Counter = Counter()
         bad: list[dict[str, str]] = []
         total = 0
         for split, sample in tqdm(source.read(), desc=f"shard {source.name}", unit="img",
                                   disable=not progress, mininterval=2):
             total += 1
-            error = check_image(sample)
+            error, mode = check_image(sample, min_image_size)
+            if mode:
+                converted[mode] += 1
             if error:
                 bad.append({"split": split, "key": sample.key, "file": sample.origin or sample.key,
                             "error": error})
@@ -101,6 +112,8 @@ def write_shards(source: Source, out_dir: Path, *, params: dict[str, Any],
             "params": params,
             # what the report states: how many images were skipped, of how many read
             "bad_images": {"count": len(bad), "of": total, "items": bad},
+            # images stored as RGB that were read in another mode (RGBA, L: grayscale, P: palette, ...)
+            "converted_to_rgb": dict(sorted(converted.items())),
             "splits": {
                 split: {
                     "count": sum(counts[split].values()),

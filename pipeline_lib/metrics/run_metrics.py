@@ -29,8 +29,8 @@ from pipeline_lib.metrics.accuracy import evaluate
 from pipeline_lib.metrics.clickme import read_clickme
 from pipeline_lib.metrics.coverage import neuron_coverage
 from pipeline_lib.metrics.harmonization import blurred, box_masks, harmonization
-from pipeline_lib.metrics.leakage import mask_leakage
-from pipeline_lib.metrics.localization import area_ratio, hit_ratio
+from pipeline_lib.metrics.leakage import mask_leakage, metrics_entry
+from pipeline_lib.metrics.localization import area_ratio, finite_maps, hit_ratio
 from pipeline_lib.metrics.occlusion import occlusion_curves
 
 
@@ -56,8 +56,10 @@ def attribution_metrics(maps: dict[str, np.ndarray], keys: list[str], data, p) -
         t = torch.from_numpy(m.astype(np.float32))
         boxes = [data.boxes[i] for i in rows]
         hits = hit_ratio(t, boxes, p.area_threshold, p.iou_threshold)
-        entry = {"area_ratio": float(area_ratio(t, p.area_threshold).mean()),
-                 "hit_whole": hits["whole"], "hit_largest": hits["largest_component"], "hit_n": hits["n"]}
+        finite = finite_maps(t)
+        entry = {"area_ratio": float(area_ratio(t, p.area_threshold)[finite].mean()) if finite.any() else None,
+                 "hit_whole": hits["whole"], "hit_largest": hits["largest_component"], "hit_n": hits["n"],
+                 "non_finite_maps": int((~finite).sum())}
         if with_human:
             h = harmonization(t[with_human], human, top_fraction=p.top_fraction, already_blurred=True)
             entry.update({"harmonization": h["score"], "spearman": h["spearman"], "dice_top": h["dice_top"],
@@ -95,11 +97,11 @@ def clickme_harmonization(model, clickme_root: Path, imagenet_index: list[int], 
 
 
 def data_summary(manifest: dict) -> dict:
-    """What the report says of a setup's data: the dataset, its split sizes, the human-map proxy
-    and the images the shard stage skipped as unreadable."""
+    """What the report says of a setup's data: the dataset, its split sizes, the human-map proxy,
+    the images the shard stage skipped as unreadable and those it converted to RGB, by mode."""
     return {"dataset": manifest["dataset"], "counts": {s: v["count"] for s, v in manifest["splits"].items()},
             "human_map": manifest["human_map"], "bad_images": manifest["bad_images"]["count"],
-            "images_read": manifest["bad_images"]["of"]}
+            "images_read": manifest["bad_images"]["of"], "converted_to_rgb": manifest["converted_to_rgb"]}
 
 
 def run_metrics(trained, p, attribute_split: str, max_images: int, maps: dict[str, np.ndarray],
@@ -144,9 +146,9 @@ def run_metrics(trained, p, attribute_split: str, max_images: int, maps: dict[st
 
     if method.label_mask:
         pick = stratified_sample(test.labels, p.leakage_images, cfg.seed)
-        result["mask_leakage"] = mask_leakage(model, method, test.images[pick], test.labels[pick], normalize,
-                                              num_classes=len(manifest["classes"]),
-                                              batch_size=cfg.loader.eval_batch_size, seed=cfg.seed)
+        leak = mask_leakage(model, method, test.images[pick], test.labels[pick], normalize,
+                            num_classes=len(manifest["classes"]), batch_size=cfg.loader.eval_batch_size, seed=cfg.seed)
+        result["mask_leakage"] = metrics_entry(leak)
 
     history = [r["probe_area_ratio"] for r in trained.history]
     result["attention_over_training"] = {

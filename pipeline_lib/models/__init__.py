@@ -18,7 +18,12 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
+from pipeline_lib.errors import ClearError
 from pipeline_lib.registry import Registry
+
+
+class WeightsError(ClearError):
+    pass
 
 
 class Head(nn.Module):
@@ -62,8 +67,13 @@ def build_model(arch: str, num_classes: int, image_size: int, params) -> SplitMo
         path = Path(params.weights)
         if not path.exists():
             raise FileNotFoundError(f"model.weights: {path} does not exist")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state.get("model", state))
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            model.load_state_dict(state.get("model", state))
+        except Exception as err:  # damaged file (zip, pickle, EOF) or another architecture's state
+            first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+            raise WeightsError(f"params.yaml key 'model.weights': {path} cannot start a {arch} ({first}); give a "
+                               f"state dict of this architecture, or null") from None
     return model
 
 

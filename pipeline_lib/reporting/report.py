@@ -35,6 +35,8 @@ from pipeline_lib.reporting.tables import DASH, cell, metric_table, usual_n, wri
 VERSIONS = ["torch", "torchvision", "dvc", "dvclive", "webdataset", "captum", "zennit", "numpy", "pandas"]
 COVERAGE_NOTE = "Neuron coverage is at the unit level (every C x H x W unit), threshold 0."
 HIGHLIGHT = ("vanilla", "sgdrop")  # the paper's roles drawn thick in every figure
+MODES = {"L": "grayscale", "LA": "grayscale with alpha", "P": "palette", "RGBA": "RGBA", "CMYK": "CMYK",
+         "I;16": "16-bit grayscale", "1": "black-and-white"}  # PIL's image modes, in words
 
 
 @dataclass
@@ -413,9 +415,10 @@ def data_provenance(col: Collection, setups: list[str]) -> tuple[list[str], list
         if not d:
             lines.append(f"Setup {setup}: no finished run yet.")
             continue
+        converted = ", ".join(f"{n} {MODES.get(mode, mode)}" for mode, n in d["converted_to_rgb"].items())
         lines.append(f"Setup {setup}, dataset {d['dataset']}: " + ", ".join(f"{k} {v}" for k, v in d["counts"].items())
                      + f" images; human-map proxy: {d['human_map']}. Unreadable images skipped while sharding: "
-                     f"{d['bad_images']} of {d['images_read']}.")
+                     f"{d['bad_images']} of {d['images_read']}; converted to RGB: {converted or 'none'}.")
         if d["bad_images"]:
             warnings.append(f"{d['bad_images']} unreadable images were skipped while sharding {d['dataset']} "
                             f"(setup {setup}).")
