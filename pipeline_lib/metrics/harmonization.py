@@ -10,7 +10,10 @@ images divided by the human ceiling 0.65753. Also the Dice and IoU of the top-10
 
 A constant saliency map (a dead network, or an attribution that is zero everywhere) ranks
 nothing: its Spearman correlation is taken as 0 and counted in the mean, rather than NaN and
-left out, so that a method cannot raise its score by producing empty maps.
+left out, so that a method cannot raise its score by producing empty maps. A saliency map with a
+non-finite value is another matter: it has no ranking to compare (pandas ranks NaN as NaN, and
+the mean over images turns NaN), so it is left out and counted (`non_finite`), as the area and
+hit ratios do (`pipeline_lib.metrics.localization`); with no finite map, the scores are None.
 Where ClickMe is not available, the human map is a ground-truth proxy (object masks for the
 synthetic set, box masks for Imagenette); the report says which.
 """
@@ -21,7 +24,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from pipeline_lib.metrics.localization import pixel_box
+from pipeline_lib.metrics.localization import finite_maps, pixel_box
 
 HUMAN_CEILING = 0.65753
 
@@ -68,18 +71,24 @@ def top_region(m: np.ndarray, fraction: float) -> np.ndarray:
 
 
 def harmonization(saliency: torch.Tensor, human: torch.Tensor | np.ndarray, *, sigma: float = 10.0,
-                  top_fraction: float = 0.1, already_blurred: bool = False) -> dict[str, float]:
-    """Maps are (N, H, W) at the same resolution."""
+                  top_fraction: float = 0.1, already_blurred: bool = False) -> dict[str, float | None]:
+    """Maps are (N, H, W) at the same resolution; `n` counts the maps compared, `non_finite` the
+    saliency maps left out."""
     rhos, dices, ious = [], [], []
     human = human if already_blurred else blurred(torch.as_tensor(human), sigma)
-    for s, h in zip(saliency.float().cpu().numpy(), human):
+    saliency = saliency.float().cpu()
+    finite = finite_maps(saliency).tolist()
+    for s, h, ok in zip(saliency.numpy(), human, finite):
+        if not ok:
+            continue
         rhos.append(spearman(s, h))
         a, b = top_region(s, top_fraction), top_region(h, top_fraction)
         inter = (a & b).sum()
         dices.append(2 * inter / (a.sum() + b.sum()))
         ious.append(inter / (a | b).sum())
-    return {"spearman": float(np.mean(rhos)), "score": float(np.mean(rhos) / HUMAN_CEILING),
-            "dice_top": float(np.mean(dices)), "iou_top": float(np.mean(ious)), "n": len(rhos)}
+    means = {k: (float(np.mean(v)) if v else None) for k, v in (("spearman", rhos), ("dice_top", dices), ("iou_top", ious))}
+    return {**means, "score": means["spearman"] / HUMAN_CEILING if rhos else None, "n": len(rhos),
+            "non_finite": finite.count(False)}
 
 
 def box_masks(boxes: list, size: int) -> torch.Tensor:
