@@ -1,5 +1,6 @@
-"""Per-step overhead of every method against vanilla:
-`python -m stages.bench --out reports/bench [--arch resnet18 --image-size 224 --batch-size 64]`."""
+"""Per-step overhead of every method against vanilla, for each setup's architecture at its image
+size and width (`bench.setups`, null for every setup): `python -m stages.bench --out reports/bench`,
+or one architecture by hand: `python -m stages.bench --arch resnet18 --image-size 224 --batch-size 64`."""
 from __future__ import annotations
 
 import platform
@@ -16,8 +17,8 @@ from stages.common import run_command
 
 @click.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports/bench"))
-@click.option("--arch", default=None, help="default: bench.architecture")
-@click.option("--image-size", type=int, default=None)
+@click.option("--arch", default=None, help="one architecture instead of the setups' (with --image-size)")
+@click.option("--image-size", type=int, default=None, help="with --arch; default: loader.image_size")
 @click.option("--batch-size", type=int, default=None)
 @click.option("--steps", type=int, default=None)
 @click.option("--methods", default=None, help="comma-separated run names; default: bench.methods or every trained method")
@@ -28,24 +29,28 @@ def main(out, arch, image_size, batch_size, steps, methods, width, batch_norm, d
     params = params_or_exit()
     b = params.bench
     names = methods.split(",") if methods else (b.methods or params.matrix.methods + params.matrix.one_seed_methods)
-    if "vanilla" in names:
-        names.remove("vanilla")
-    names = ["vanilla", *names]
-    arch, image_size = arch or b.architecture, image_size or b.image_size
+    names = ["vanilla", *[n for n in names if n != "vanilla"]]
     batch_size, steps = batch_size or b.batch_size, steps or b.steps
-    model = params.model.model_copy(update={k: v for k, v in {"width": width, "batch_norm": batch_norm}.items()
-                                            if v is not None})
-    rows = benchmark(params, names, arch=arch, image_size=image_size, batch_size=batch_size,
-                     warmup=b.warmup, steps=steps, device=device, model=model)
-    device_name = torch.cuda.get_device_name() if rows[0]["device"].startswith("cuda") else platform.processor() or "cpu"
-    stem = f"{arch}_{image_size}px_b{batch_size}_{rows[0]['device'].split(':')[0]}"
-    write_json(out / f"{stem}.json", {"device_name": device_name, "threads": torch.get_num_threads(),
-                                      "torch": torch.__version__, "rows": rows})
-    table = markdown_table(rows)
-    with atomic_path(out / f"{stem}.md") as tmp:
-        tmp.write_text(f"Per-step cost, {arch} at {image_size} px, batch {batch_size}, {device_name} "
-                       f"({torch.get_num_threads()} threads), median of {steps} steps:\n\n{table}")
-    click.echo(table)
+    if arch:  # by hand: the first setup's params with this architecture
+        benches = {"": (params.setup(next(iter(params.setups))), arch, image_size)}
+    else:
+        benches = {f"{s}_": (params.setup(s), None, None) for s in b.setups or params.setups}
+    for prefix, (setup, bench_arch, size) in benches.items():
+        arch, size = bench_arch or setup.model.architecture, size or setup.loader.image_size
+        model = setup.model.model_copy(update={k: v for k, v in {"width": width, "batch_norm": batch_norm}.items()
+                                               if v is not None})
+        rows = benchmark(setup, names, arch=arch, image_size=size, batch_size=batch_size, warmup=b.warmup,
+                         steps=steps, device=device, model=model)
+        device_name = (torch.cuda.get_device_name() if rows[0]["device"].startswith("cuda")
+                       else platform.processor() or "cpu")
+        stem = f"{prefix}{arch}_{size}px_b{batch_size}_{rows[0]['device'].split(':')[0]}"
+        write_json(out / f"{stem}.json", {"device_name": device_name, "threads": torch.get_num_threads(),
+                                          "torch": torch.__version__, "width": model.width, "rows": rows})
+        table = markdown_table(rows)
+        with atomic_path(out / f"{stem}.md") as tmp:
+            tmp.write_text(f"Per-step cost, {arch} at {size} px (width {model.width}), batch {batch_size}, "
+                           f"{device_name} ({torch.get_num_threads()} threads), median of {steps} steps:\n\n{table}")
+        click.echo(f"{stem}:\n{table}")
 
 
 if __name__ == "__main__":

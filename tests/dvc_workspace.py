@@ -19,7 +19,7 @@ OVERRIDES = {**TINY, "matrix": {"methods": ["vanilla"], "one_seed_methods": ["dr
              "attribute": {"methods": ["gradcam"], "max_images": 8, "grid_images": 2},
              "evaluate": {"coverage_batches": 1, "coverage_batch_size": 8},
              "transfer": {"epochs": 1, "data": {"synthetic": {"image_size": 32, "cue_size": 4, "train": 20, "val": 10, "test": 10}}},
-             "bench": {"image_size": 32, "batch_size": 4, "warmup": 0, "steps": 1}}
+             "bench": {"batch_size": 4, "warmup": 0, "steps": 1}}
 
 
 def workspace(path: Path, overrides: dict | None = None) -> Path:

@@ -255,8 +255,8 @@ def test_attribute_split_must_be_one_the_dataset_has():
     assert "attribute.split" in msg and "train, val, test" in msg
 
 
-def test_bench_architecture_and_methods_are_registered_names():
-    assert "bench.architecture" in params_error(bench={"architecture": "resnet9000"})
+def test_bench_setups_and_methods_are_defined_names():
+    assert "bench.setups names nowhere" in params_error(bench={"setups": ["nowhere"]})
     assert "sgdorp" in params_error(bench={"methods": ["sgdorp"]})
 
 
@@ -275,7 +275,6 @@ def test_an_architecture_that_cannot_take_the_image_or_width(monkeypatch):
     monkeypatch.setitem(ARCHITECTURES._entries, "needs64", needs_64_pixels)
     msg = params_error(model={"architecture": "needs64"})
     assert "needs64 cannot take 32-pixel images" in msg and "model.architecture" in msg
-    assert "bench.architecture" in params_error(bench={"architecture": "needs64", "image_size": 32})
 
 
 def test_nesterov_needs_momentum():
@@ -362,7 +361,7 @@ def test_too_many_bad_images_is_one_line_naming_the_files(in_tmp):
         path = root / f"c{i % 2}" / f"img{i}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(png(i) if i else b"\x89PNG broken")
-    params = tiny_raw(data={"dataset": "imagefolder", "root": str(root), "val_fraction": 0.2})
+    params = tiny_raw(data={"dataset": "imagefolder", "root": str(root), "val_fraction": 0.2, "min_image_size": 8})
     msg = assert_one_line_error(invoke(main, ["--params", shard_params(params), "--out", "shards"]),
                                 "1 of 6 images are unreadable",
                                 str(root / "c0" / "img0.png"), "shard.max_bad_fraction")
@@ -420,3 +419,25 @@ def test_a_stage_process_keeps_its_exit_code_and_freezes_its_heap_on_the_way_out
             assert done.value.code == code and gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_the_bench_measures_each_setups_architecture_at_its_image_size(in_tmp, monkeypatch):
+    import stages.bench
+
+    measured = []
+    monkeypatch.setattr(stages.bench, "benchmark", lambda setup, names, **kw: measured.append(
+        (kw["arch"], kw["image_size"], kw["model"].width, names)) or [{"device": "cpu", "method": n, "ms_per_step": 1.0,
+                                                                       "images_per_s": 1.0, "ratio_to_vanilla": 1.0}
+                                                                      for n in names])
+    raw = tiny_raw(matrix={"methods": ["vanilla", "sgdrop"]}, setups={
+        "small": {}, "wide": {"model": {"architecture": "resnet20", "width": 1.0}, "loader": {"image_size": 40},
+                              "evaluate": {"occlusion_patch": 8}}})
+    assert invoke(stages.bench.main, ["--out", "bench"], raw).exit_code == 0
+    assert measured == [("tinyvgg", 32, 0.25, ["vanilla", "sgdrop"]), ("resnet20", 40, 1.0, ["vanilla", "sgdrop"])]
+    assert sorted(p.name for p in (in_tmp / "bench").glob("*.json")) == ["small_tinyvgg_32px_b32_cpu.json",
+                                                                       "wide_resnet20_40px_b32_cpu.json"]
+    measured.clear()
+    raw["bench"]["setups"] = ["wide"]
+    result = invoke(stages.bench.main, ["--out", "bench2"], raw)
+    assert result.exit_code == 0, result.output
+    assert [m[0] for m in measured] == ["resnet20"]

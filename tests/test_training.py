@@ -66,7 +66,7 @@ def test_logs_every_epoch_with_dvclive(tiny_shards, in_tmp):
     final = train(cfg, tiny_shards, in_tmp / "r").summary
     assert final["rho"] == pytest.approx(0.05) and 0 < final["dropped_fraction"] < 0.05 + 0.01  # at most k = round(rho n)
     leak = ("leak_unmasked", "leak_masked_true", "leak_follows_wrong", "leak_wrong_chance", "leak_follows_wrong_excess")
-    for name in ("train_loss", "train_acc", "val_loss", "val_acc", "gap", "lr", "rho", "dropped_fraction",
+    for name in ("train_loss", "train_step_acc", "train_clean_acc", "val_loss", "val_acc", "gap", "lr", "rho", "dropped_fraction",
                  "step_ms", "probe_area_ratio") + leak:
         rows = (in_tmp / "r" / "live" / "plots" / "metrics" / f"{name}.tsv").read_text().splitlines()
         assert len(rows) == 3, name  # header + 2 epochs
@@ -180,3 +180,23 @@ def test_the_gpu_path_runs_on_a_cpu_resumes_and_stays_close_to_fp32(tiny_shards,
     metrics = run_metrics(trained, params.evaluate, "test", 8, maps, keys)
     reference = run_metrics(fp32, params.evaluate, "test", 8, *attribute_run(fp32, params.attribute))
     assert abs(metrics["accuracy"]["test"] - reference["accuracy"]["test"]) <= 0.1
+
+
+def test_the_gap_is_clean_train_accuracy_minus_val_accuracy(tiny_shards, in_tmp):
+    """The training steps' running accuracy is on masked or dropped-out forwards (SGDrop, dropout),
+    which biases a gap made from it downward: the gap uses a fixed train subset measured like val,
+    in evaluation mode with nothing dropped."""
+    from pipeline_lib.data.loader import Splits, stratified_sample
+    from pipeline_lib.metrics.accuracy import evaluate
+
+    cfg = run_configs(tiny_params(matrix={"methods": ["dropout"]}, methods={"dropout": {"p": 0.9}},
+                                  train={"epochs": 2, "clean_size": 12}))[0]
+    trained = train(cfg, tiny_shards, in_tmp / "r")
+    for record in trained.history:
+        assert record["gap"] == pytest.approx(record["train_clean_acc"] - record["val_acc"])
+    split = Splits(tiny_shards, 32)["train"]
+    pick = stratified_sample(split.labels, 12, cfg.seed + 2)
+    clean = evaluate(trained.model, split.images[pick], split.labels[pick], trained.splits.normalize,
+                     batch_size=64, device=trained.device)["acc"]
+    assert trained.history[-1]["train_clean_acc"] == pytest.approx(clean)
+    assert "train_step_acc" in trained.history[-1] and "train_acc" not in trained.history[-1]

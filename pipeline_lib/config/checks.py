@@ -25,8 +25,6 @@ def parse_params(raw: dict[str, Any] | None) -> Params:
     names = list(dict.fromkeys([*params.matrix.methods, *params.matrix.one_seed_methods, *params.methods]))
     for name in dict.fromkeys([*names, *(params.bench.methods or [])]):
         method_spec(params, name)
-    _check_name(ARCHITECTURES, params.bench.architecture, "bench.architecture")
-    _probe(params.bench.architecture, params.bench.image_size, params.model, "bench.architecture")
     for setup in params.setups:  # each setup is a whole study of its own: every check applies to it
         resolved = params.setup(setup)
         try:

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from pipeline_lib.errors import ClearError
 from pipeline_lib.strict import Strict
@@ -135,6 +135,7 @@ class TrainParams(Strict):
     gamma: float = Field(gt=0, le=1)
     probe_size: int = Field(ge=1)
     leakage_size: int = Field(ge=1)  # val images of the per-epoch label-leakage diagnostic
+    clean_size: int = Field(ge=1)  # train images whose evaluation-mode accuracy is logged each epoch
     device: str
     # bf16 autocast and channels_last: `auto` turns each on for a CUDA device only; `true` turns
     # it on for any device (the GPU path, rehearsed on a CPU)
@@ -184,8 +185,9 @@ class TransferParams(Strict):
 
 
 class BenchParams(Strict):
-    architecture: str
-    image_size: int = Field(ge=32)
+    """The overhead benchmark: each setup's architecture at its image size and width."""
+
+    setups: list[str] | None  # null: every setup
     batch_size: int = Field(ge=1)
     warmup: int = Field(ge=0)
     steps: int = Field(ge=1)
@@ -238,9 +240,18 @@ class Params(Strict):
                                  "setup changes the params of the methods defined under the top-level methods:")
         return setups
 
+    @model_validator(mode="after")
+    def _bench_setups_exist(self) -> "Params":
+        unknown = [s for s in self.bench.setups or [] if s not in self.setups]
+        if unknown:
+            raise ValueError(f"bench.setups names {', '.join(unknown)}, which setups: does not define; use some of "
+                             f"{', '.join(self.setups)}, or null for every setup")
+        return self
+
     def setup(self, name: str) -> "Params":
         """The params of one setup: this file with the setup's keys applied (`setups` names it alone)."""
         raw = merged(self.model_dump(exclude={"setups"}), self.setups[name])
+        raw["bench"]["setups"] = None  # the bench's choice of setups is the study's, not a setup's
         try:
             return Params(**raw, setups={name: {}})
         except ValidationError as err:
@@ -262,7 +273,7 @@ def format_errors(err: ValidationError, model: type[BaseModel], prefix: str = ""
     lines, misspelt = {}, set()  # a misspelt key is also a missing one: say it once, as the typo
     for e in err.errors():
         key = prefix + ".".join(str(p) for p in e["loc"])
-        msg = f"{e['msg'].removeprefix('Value error, ')} (got {e.get('input')!r})"
+        msg = e["msg"].removeprefix("Value error, ") + (f" (got {e.get('input')!r})" if e["loc"] else "")
         if e["type"] == "extra_forbidden":
             msg = f"unknown key (remove it or check its spelling) (got {e.get('input')!r})"
             close = difflib.get_close_matches(str(e["loc"][-1]), _keys_at(model, e["loc"][:-1]), n=1)

@@ -1,8 +1,9 @@
 """Every metric of one trained run, gathered into the run's metrics JSON.
 
-- accuracy on every split of the shards (train clean, val, test, and the synthetic set's cue
-  splits test_nocue and test_conflict, see `pipeline_lib.data.synthetic`) and the generalization
-  gap, train accuracy minus test accuracy;
+- accuracy on every split of the shards in evaluation mode (train, val, test, and the synthetic
+  set's cue splits test_nocue and test_conflict, see `pipeline_lib.data.synthetic`), the
+  generalization gap, train accuracy minus test accuracy, and `train_clean`: the last epoch's
+  accuracy of the training loop's fixed train subset (`train_clean_acc`);
 - per attribution method (from the attribute stage's maps): area ratio, hit ratio (whole region
   and largest component), harmonization (Spearman / ceiling, Dice and IoU of the top regions)
   against the human-map proxy;
@@ -114,6 +115,7 @@ def run_metrics(trained, p, attribute_split: str, max_images: int, maps: dict[st
     splits = {s: trained.splits[s] for s in trained.splits.names}
     acc = {s: evaluate(model, d.images, d.labels, normalize, batch_size=cfg.loader.eval_batch_size,
                        device=device)["acc"] for s, d in splits.items()}
+    acc["train_clean"] = trained.history[-1]["train_clean_acc"]
     result = {"identity": trained.identity.digest, "accuracy": acc, "gap": acc["train"] - acc["test"],
               "data": data_summary(manifest)}
 

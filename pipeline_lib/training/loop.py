@@ -16,7 +16,10 @@
   that the analysis steps of the same process read no checkpoint and decode no split again.
 - A non-finite loss, non-finite weights or an exploded loss stop the run with `TrainingDiverged`,
   leaving the last good checkpoint.
-- Per-epoch logs through dvclive, including the attribution area ratio of a fixed probe batch
+- Per-epoch logs through dvclive: the running loss and accuracy of the training steps
+  (`train_loss`, `train_step_acc`: on their masked or dropped-out forwards), the accuracy in
+  evaluation mode of a fixed class-stratified train subset (`train_clean_acc`) and of val, the
+  generalisation gap `gap` = train_clean_acc - val_acc, the attribution area ratio of a fixed probe batch
   (a class-stratified random sample of val) and, for a method whose mask follows the label
   (`Method.label_mask`), the label-leakage diagnostic (`leak_*`, pipeline_lib.metrics.leakage);
   a run whose head reads the mask ends with a warning, in its log and in train.json's `warnings`.
@@ -331,6 +334,9 @@ def train(cfg: RunConfig, shard_dir: Path, out_dir: Path, *, progress: bool = Fa
     probe = stratified_sample(val.labels, cfg.train.probe_size, cfg.seed)
     probe_x, probe_y = normalize(val.images[probe]).to(run.device), val.labels[probe].to(run.device)
     leak = stratified_sample(val.labels, cfg.train.leakage_size, cfg.seed + 1) if run.method.label_mask else None
+    train_split = splits["train"]
+    clean = stratified_sample(train_split.labels, cfg.train.clean_size, cfg.seed + 2)
+    clean_x, clean_y = train_split.images[clean], train_split.labels[clean]
 
     if run.epoch < cfg.train.epochs and (stop_after is None or run.epoch < stop_after):
         if lcfg.in_memory:  # global batches, sliced per rank after augmentation
@@ -355,10 +361,12 @@ def train(cfg: RunConfig, shard_dir: Path, out_dir: Path, *, progress: bool = Fa
                             else f"no checkpoint of this run was saved{foreign}")
                     raise TrainingDiverged(f"{out_dir}: {err}: the run is stopped and {kept}. Lower train.lr, "
                                            "or check the data for broken images.") from None
+                record["train_clean_acc"] = evaluate(run.model, clean_x, clean_y, normalize,
+                                                     batch_size=lcfg.eval_batch_size, device=run.device)["acc"]
                 record.update({f"val_{k}": v for k, v in evaluate(
                     run.model, val.images, val.labels, normalize, batch_size=lcfg.eval_batch_size,
                     device=run.device).items()})
-                record["gap"] = record["train_acc"] - record["val_acc"]
+                record["gap"] = record["train_clean_acc"] - record["val_acc"]
                 record["probe_area_ratio"], cams = probe_gradcam(run.model, probe_x, probe_y)
                 if leak is not None:
                     record.update({f"leak_{k}": v for k, v in mask_leakage(
@@ -429,7 +437,7 @@ def train_epoch(run: Run, loader, normalize, progress: bool, rank: int = 0, worl
         torch.cuda.synchronize()  # the epoch's one sync: every sum and event below is final
     step_ms = [s.elapsed_time(e) if cuda else 1000 * (e - s) for s, e in timings]
     return {
-        "epoch": run.epoch + 1, "train_loss": loss_sum.item() / steps, "train_acc": correct.item() / seen,
+        "epoch": run.epoch + 1, "train_loss": loss_sum.item() / steps, "train_step_acc": correct.item() / seen,
         "lr": run.optimizer.param_groups[0]["lr"], "step_ms": statistics.median(step_ms),
         # loader included: against step_ms, says whether data loading keeps up with the GPU
         "train_images_per_s": seen / (time.perf_counter() - epoch_start),
