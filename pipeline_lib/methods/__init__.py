@@ -3,6 +3,7 @@
 The training loop calls the same hooks for every method, in this order, and has no
 method-specific branch:
 
+    method.start_epoch(epoch)                             # each epoch's rates (SGDrop's rho, CamDrop's keep)
     x = method.input(x, y, model)                         # input occlusion (RelDrop)
     z = method.features(model.encoder(x), x, y, model)    # latent-map dropout (SGDrop, ...)
     logits = model.head(z, penultimate=...)               # penultimate neurons (Excitation Dropout)
@@ -11,23 +12,57 @@ method-specific branch:
     method.after_step(model)                              # EMA update (SGDrop)
 
 Hooks run only in training steps: evaluation calls `model(x)` and nothing is dropped.
+
+Outside the pipeline, in a loop of one's own, `build_method("sgdrop", model, rho=0.05)` builds a
+method with its paper's values (`Params.defaults`, each with its source) and the keywords given
+over them; examples/own_loop.py calls the hooks above itself. A model is any module with an
+`encoder` (image -> B x C x H x W latent map) and a `head` (latent map -> logits) whose forward is
+`head(encoder(x))`; a method that needs more of it (Excitation Dropout's penultimate hook,
+CamDrop's class weights at shallow layers) says so when it is built (`MethodNeeds`).
 """
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from typing import Any, ClassVar, Iterator
 
 import torch
 from torch import nn
 
+from pipeline_lib.errors import ClearError
 from pipeline_lib.strict import Strict
 from pipeline_lib.registry import Registry
+
+
+class MethodNeeds(ClearError, ValueError):
+    """A method built without something it acts on (a setting, a part of the model, a call to
+    `start_epoch`): the message says what to give."""
+
+
+class MethodParams(Strict):
+    """A method's settings. Every field is required: params.yaml stays the one home of the values
+    the pipeline runs with, and a key left out there is named, never filled in. `defaults` holds the
+    values of the method's paper for use outside the pipeline (`with_defaults`, `build_method` by
+    name); the method's module docstring gives the source of each. tests/test_method_library.py
+    checks that params.yaml agrees with them, or lists why it differs."""
+
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def with_defaults(cls, **overrides: Any) -> "MethodParams":
+        return cls(**{**cls.defaults, **overrides})
+
+
+def needs(value: Any, method: str, keyword: str, why: str) -> Any:
+    """`value`, or a `MethodNeeds` naming the keyword of `build_method` that gives it."""
+    if value is None:
+        raise MethodNeeds(f"{method} needs {keyword}= ({why}): give it to build_method")
+    return value
 
 
 class Method:
     """The base method: no regularisation (`vanilla`)."""
 
-    class Params(Strict):
+    class Params(MethodParams):
         pass
 
     shared_params: tuple[str, ...] = ()  # top-level params.yaml keys this method reads
@@ -44,8 +79,8 @@ class Method:
         changing them retrains nothing."""
         return set()
 
-    def __init__(self, params: "Method.Params", *, model: nn.Module, num_classes: int,
-                 image_size: int, epochs: int):
+    def __init__(self, params: "Method.Params", *, model: nn.Module, num_classes: int | None = None,
+                 image_size: int | None = None, epochs: int | None = None):
         self.params = params
         self.epochs, self.num_classes = epochs, num_classes
         self.last: dict[str, float | torch.Tensor] = {}  # this step's values of `logs`
@@ -109,11 +144,25 @@ METHODS: Registry[type[Method]] = Registry("method", "pipeline_lib/methods")
 METHODS.register("vanilla")(Method)
 
 
-def build_method(spec, *, model, num_classes: int, image_size: int, epochs: int) -> Method:
-    """`spec` is a resolved `MethodSpec` (type and validated params) from the run config."""
-    cls = METHODS.get(spec.type)
-    return cls(cls.Params(**spec.params), model=model, num_classes=num_classes,
-               image_size=image_size, epochs=epochs)
+def build_method(method, model: nn.Module, *, num_classes: int | None = None, image_size: int | None = None,
+                 epochs: int | None = None, **params: Any) -> Method:
+    """The method for `model`.
+
+    `method` is a registered name, whose params are its paper's values with `params` over them
+    (`build_method("sgdrop", model, rho=0.05)`), or the pipeline's resolved `MethodSpec` (type and
+    every param, from params.yaml), which takes no `params`. num_classes, image_size and epochs are
+    needed by some methods only (SGDrop's curriculum spreads rho over the epochs, SGQN sizes its
+    auxiliary head on the encoder's output); one missing is named when the method is built."""
+    if isinstance(method, str):
+        cls = METHODS.get(method)
+        settings = cls.Params.with_defaults(**params)
+    else:
+        if params:
+            raise TypeError(f"build_method: a MethodSpec holds every param of {method.name!r}; "
+                            f"{', '.join(params)} given besides")
+        cls = METHODS.get(method.type)
+        settings = cls.Params(**method.params)
+    return cls(settings, model=model, num_classes=num_classes, image_size=image_size, epochs=epochs)
 
 
 from pipeline_lib.methods import (  # noqa: E402,F401  (registration)

@@ -17,8 +17,16 @@ Regularization Method for Deep Neural Networks", CIKM; the method as its slides 
 `shallow_layers`: indices into `model.encoder` whose outputs get CamDrop too, with the
 channel-grouped CAM (the slides apply it at shallow layers as well as at the GAP layer; which
 layers is per architecture, so the default is the latent map only). Shallow layers need the
-class weights before the forward, hence a GAP + Linear head. `schedule: linear` lowers the
-keep probability from 1 to `keep_prob` over the epochs.
+class weights before the forward, hence a GAP + Linear head (`head.fc`, `head.gap_linear`). At
+the latent map any head works (Grad-CAM's weights where it is not GAP + Linear).
+`schedule: linear` lowers the keep probability from 1 to `keep_prob` over the epochs, as
+DropBlock's schedule (Ghiasi et al. 2018, Sec. 3); stepping before its first `start_epoch` is an
+error. A constant keep probability is set at construction.
+
+Defaults (`Params.defaults`): channel_fraction 1/8, the slides' ablation ("Proportion of
+dominant visual patterns": n' = C/8 beats C/16, C/4 and C/2). The slides give no value for the
+others: ours keep_prob 0.9 (DropBlock's keep_prob, Ghiasi et al. Sec. 4.1), block_size 3,
+spatial_top 0.25, schedule `constant`, shallow_layers [] (the latent map only).
 """
 from __future__ import annotations
 
@@ -29,8 +37,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from pipeline_lib.attribution.latent import latent_gradient
-from pipeline_lib.strict import Strict
-from pipeline_lib.methods import METHODS, Method
+from pipeline_lib.methods import METHODS, Method, MethodNeeds, MethodParams, needs
 
 
 def candidate_masks(z, weights, spatial_top: float, channel_fraction: float):
@@ -70,7 +77,7 @@ def camdrop_masks(z, weights, *, keep_prob: float, block_size: int, spatial_top:
 
 @METHODS.register("camdrop")
 class CamDrop(Method):
-    class Params(Strict):
+    class Params(MethodParams):
         keep_prob: float = Field(gt=0, le=1)
         block_size: int = Field(ge=1)
         spatial_top: float = Field(gt=0, le=1)
@@ -78,24 +85,37 @@ class CamDrop(Method):
         schedule: Literal["constant", "linear"]
         shallow_layers: list[int]
 
-    keep = 1.0
+        defaults = dict(keep_prob=0.9, block_size=3, spatial_top=0.25, channel_fraction=0.125, schedule="constant",
+                        shallow_layers=[])
+
     label_mask = True
     logs = ("dropped_fraction",)
 
     def __init__(self, params, *, model, **kw):
         super().__init__(params, model=model, **kw)
         self.y = None  # the batch's labels, from `input` to `features`, for the shallow-layer hooks
-        if params.shallow_layers and not getattr(model.head, "gap_linear", False):
-            raise ValueError("camdrop.shallow_layers needs a GAP + Linear head (class weights known "
-                             "before the forward); this architecture's head is not one")
+        if params.shallow_layers and not (getattr(model.head, "gap_linear", False)
+                                          and isinstance(getattr(model.head, "fc", None), torch.nn.Linear)):
+            raise MethodNeeds("camdrop.shallow_layers weighs shallow channels by the class weights of the output "
+                              "layer, known before the forward only for a global-average-pooling + Linear head: "
+                              "it needs model.head.fc (the nn.Linear output layer) and model.head.gap_linear = True "
+                              "(pipeline_lib.models.gap_head builds such a head); or leave shallow_layers empty")
         for i in params.shallow_layers:
             model.encoder[i].register_forward_hook(self._shallow_hook(model))
+        self.keep = None
+        if params.schedule == "linear":
+            needs(self.epochs, "camdrop", "epochs", "schedule: linear lowers the keep probability over them")
+        else:
+            self.start_epoch(0)
 
     def start_epoch(self, epoch):
         t = 1.0 if self.params.schedule == "constant" or self.epochs <= 1 else epoch / (self.epochs - 1)
         self.keep = 1 - t * (1 - self.params.keep_prob)
 
     def _drop(self, z, alpha):
+        if self.keep is None:
+            raise MethodNeeds("camdrop: call method.start_epoch(epoch) at the start of every epoch: schedule: linear "
+                              "lowers its keep probability over the epochs")
         with torch.no_grad():
             _, mask = camdrop_masks(z.detach(), alpha, keep_prob=self.keep, block_size=self.params.block_size,
                                     spatial_top=self.params.spatial_top, channel_fraction=self.params.channel_fraction)

@@ -28,7 +28,14 @@ paper) where the two could differ:
   exactly. This pipeline computed c-MWP before, which was therefore MWP.
 One layer of Excitation Backprop suffices here because the dropped layer is directly below the
 output layer (the script drops ip1 under two fully connected layers); saliency is taken from the
-online model.
+online model. The method therefore needs the head split at its output layer: `head.fc` (an
+nn.Linear) and a forward that passes fc's input through `penultimate`, as
+`pipeline_lib.models.Head` does; built for a head without `fc`, or stepped through a head that
+never called `penultimate`, it says so.
+
+Defaults (`Params.defaults`): base_retain 0.5, the paper's base retain probability P, standard
+dropout's rate (not checked against its text, which shared/papers lacks); rescale `sample`, the
+script's.
 """
 from __future__ import annotations
 
@@ -37,8 +44,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from pipeline_lib.strict import Strict
-from pipeline_lib.methods import METHODS, Method
+from pipeline_lib.methods import METHODS, Method, MethodNeeds, MethodParams
 
 
 def winning_probability(h: torch.Tensor, weight: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -59,9 +65,29 @@ def retain_probability(s: torch.Tensor, base: float) -> torch.Tensor:
 class ExcitationDropout(Method):
     logs = ("dropped_fraction",)
 
-    class Params(Strict):
+    class Params(MethodParams):
         base_retain: float = Field(gt=0, lt=1)
         rescale: Literal["sample", "neuron"]
+
+        defaults = dict(base_retain=0.5, rescale="sample")
+
+    NEEDS = ("excitation_dropout drops the penultimate neurons, the input of the output layer: it needs "
+             "model.head.fc (the nn.Linear output layer) and a head that passes fc's input through "
+             "method.penultimate(h, y, model) in training steps, as pipeline_lib.models.Head(body, fc, gap_linear) "
+             "does with its `penultimate` argument")
+
+    def __init__(self, params, *, model, **kw):
+        super().__init__(params, model=model, **kw)
+        if not isinstance(getattr(model.head, "fc", None), torch.nn.Linear):
+            raise MethodNeeds(self.NEEDS)
+
+    def features(self, z, x, y, model):
+        self.last = {}  # `penultimate` fills it; `after_step` finds it empty when the head never called it
+        return z
+
+    def after_step(self, model):
+        if not self.last:
+            raise MethodNeeds(self.NEEDS)
 
     def penultimate(self, h, y, model):
         with torch.no_grad():

@@ -1,22 +1,28 @@
 """The random baselines on the latent map: Dropout, SpatialDropout (whole channels) and
-DropBlock (Ghiasi et al. 2018, torchvision's `drop_block2d`), all with inverted scaling."""
+DropBlock (Ghiasi et al. 2018, torchvision's `drop_block2d`), all with inverted scaling.
+
+Defaults (`Params.defaults`):
+- dropout p 0.5: Srivastava et al. (JMLR 2014), Appendix A.4, a retention probability of 0.5 to
+  0.8 for hidden units, 0.5 the usual one (the SGDrop paper does not state its dropout's rate).
+- spatial_dropout p: Tompson et al. (CVPR 2015) state no rate for general use; ours 0.2.
+- dropblock p 0.1, block_size 7: Ghiasi et al. Sec. 4.1 (ResNet-50 on ImageNet: keep_prob 0.9,
+  block_size 7).
+"""
 from __future__ import annotations
 
 import torch.nn.functional as F
 from pydantic import Field
 
-from pipeline_lib.strict import Strict
-from pipeline_lib.methods import METHODS, Method
+from pipeline_lib.methods import METHODS, Method, MethodParams
 
 
-class _RateParams(Strict):
+class _RateParams(MethodParams):
     p: float = Field(ge=0, lt=1)
 
 
 class _LatentDropout(Method):
     """Applies `drop(z, params)` to the latent map in training steps."""
 
-    Params = _RateParams
     logs = ("dropped_fraction",)
 
     @staticmethod
@@ -34,22 +40,30 @@ class _LatentDropout(Method):
 
 @METHODS.register("dropout")
 class Dropout(_LatentDropout):
+    class Params(_RateParams):
+        defaults = dict(p=0.5)
+
     drop = staticmethod(lambda z, p: F.dropout(z, p.p, training=True))
 
 
 @METHODS.register("spatial_dropout")
 class SpatialDropout(_LatentDropout):
+    class Params(_RateParams):
+        defaults = dict(p=0.2)
+
     drop = staticmethod(lambda z, p: F.dropout2d(z, p.p, training=True))
 
 
 @METHODS.register("dropblock")
 class DropBlock(_LatentDropout):
-    class Params(Strict):
-        p: float = Field(ge=0, lt=1)
+    class Params(_RateParams):
         block_size: int = Field(ge=1)
+
+        defaults = dict(p=0.1, block_size=7)
 
     @staticmethod
     def drop(z, p):
         from torchvision.ops import drop_block2d  # not at the top: see pipeline_lib.models
 
-        return drop_block2d(z, p.p, min(p.block_size, z.shape[-1]), training=True)
+        side = min(z.shape[-2:])  # torchvision takes odd blocks only: the largest odd one within the map
+        return drop_block2d(z, p.p, min(p.block_size, side if side % 2 else side - 1), training=True)

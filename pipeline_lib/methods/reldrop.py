@@ -12,6 +12,12 @@ does, which divides the map by f_y and so inverts it when the logit is negative.
   clipped to the image.
 Dropped positions take the dataset mean, which is 0 after the loader's normalisation by that
 mean. Each sample is occluded with probability p.
+
+Defaults (`Params.defaults`): the extracted text (shared/papers) gives epsilon 1e-3 as the best
+LRP epsilon (its Fig. 2); the rest follows the authors' configuration for images
+(2D_Images/run_scripts/training_config.json): the block variant with p 0.5 and its box centred on
+the single most relevant pixel (top_k 1); alpha 0.3 and beta 0.5 for the pixel variant, whose p
+there is 0.3. lrp_start `logit`: textbook LRP, as the paper describes it (above).
 """
 from __future__ import annotations
 
@@ -21,8 +27,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from pipeline_lib.strict import Strict
-from pipeline_lib.methods import METHODS, Method
+from pipeline_lib.methods import METHODS, Method, MethodParams
 
 
 def minmax(maps: torch.Tensor) -> torch.Tensor:
@@ -54,7 +59,7 @@ def block_mask(relevance: torch.Tensor, top_k: int, area=(0.02, 0.4), ratio=(0.3
 class RelDrop(Method):
     logs = ("dropped_fraction",)
 
-    class Params(Strict):
+    class Params(MethodParams):
         variant: Literal["pixel", "block"]
         alpha: float = Field(ge=0, le=1)
         beta: float = Field(ge=0, le=1)
@@ -62,6 +67,9 @@ class RelDrop(Method):
         top_k: int = Field(ge=1)
         lrp_start: Literal["logit", "one_hot"]
         lrp_epsilon: float = Field(gt=0)
+
+        defaults = dict(variant="block", alpha=0.3, beta=0.5, p=0.5, top_k=1, lrp_start="logit",
+                        lrp_epsilon=1e-3)
 
     def input(self, x, y, model):
         from pipeline_lib.attribution.lrp import lrp_relevance  # zennit only where LRP is used

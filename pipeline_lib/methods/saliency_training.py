@@ -18,6 +18,10 @@ over colour channels, and a position is masked in all its channels (their code t
 channel mean of the signed gradient, with the absolute value behind an `--abs` flag, and masks
 the flattened features); masked positions take values drawn uniformly from the sample's own
 [min, max] range, per channel (the paper's random masking).
+
+Defaults (`Params.defaults`): mask_fraction 0.1 and kl_weight 1.0, the authors' code
+(Scripts/train_CIFAR.py: `--featuresDroped 0.1`; interpretable.py adds the KL term unweighted,
+Eq. 2's lambda = 1).
 """
 from __future__ import annotations
 
@@ -26,8 +30,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from pipeline_lib.attribution.latent import input_gradient
-from pipeline_lib.strict import Strict
-from pipeline_lib.methods import METHODS, Method, frozen_norm_stats
+from pipeline_lib.methods import METHODS, Method, MethodParams, frozen_norm_stats
 from pipeline_lib.models import eval_mode
 
 
@@ -52,9 +55,11 @@ def fill_from_range(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class SaliencyTraining(Method):
     logs = ("masked_fraction", "kl")
 
-    class Params(Strict):
+    class Params(MethodParams):
         mask_fraction: float = Field(gt=0, lt=1)
         kl_weight: float = Field(ge=0)
+
+        defaults = dict(mask_fraction=0.1, kl_weight=1.0)
 
     def extra_loss(self, x, y, model, logits, z):
         with eval_mode(model):

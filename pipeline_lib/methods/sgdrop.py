@@ -2,10 +2,11 @@
 
 For a batch (x, y), the attribution of the latent map is A = ReLU(d s_y / d z') * z', with
 z' = f'(x) from an EMA copy of the network (or the online one with `ema: false`), s_y the
-head's score of the true class, and the gradient taken through the head only (closed form for
-a GAP + Linear head). Per sample, the k = round(rho * C * H * W) features of largest A are
-zeroed in the online features z = f(x) before the head (ties broken by the lower flat index, a
-stable sort), no rescaling, no gradient through the attribution, nothing dropped at evaluation.
+head's score of the true class (`target`, below), and the gradient taken through the head only
+(closed form for a GAP + Linear head). Per sample, the k = round(rho * C * H * W) features of
+largest A are zeroed in the online features z = f(x) before the head (ties broken by the lower
+flat index, a stable sort), no rescaling, no gradient through the attribution, nothing dropped
+at evaluation.
 
 Only features of positive attribution are dropped, at most k (Sec. 3 drops "the most salient"
 features; a zero attribution is not salient). Zeroing zero-attribution features to make up k
@@ -30,14 +31,41 @@ prevents it; under torchvision's init the true-label mask did not leak, but a pe
 mask leaked totally from the first epoch, so a good init is no guard in itself. The training
 loop's per-epoch leakage diagnostic warns when it happens.
 
+`target`, the score s_y whose gradient attributes. Sec. 3 defines the attribution map as
+quantifying "the contribution of each feature in [x] to the prediction probability for class
+[y]", and Sec. 3.2 computes it from "the gradients of the class scores relative to the
+activations", "where [the gradient] is the gradient of the class score with respect to the
+feature map". We read the second, the method as implemented, as the paper's: `logit`, s_y the
+head's logit of y (the default). `log_softmax` takes the first literally, s_y = log p_y: its
+gradient is the logit's less the probability-weighted mean of all classes' logit gradients,
+d log p_y / dz = d l_y / dz - sum_k p_k d l_k / dz (for a GAP + Linear head, (W_y - sum_k p_k W_k)
+/ (H W)), so it differs from `logit` only through the softmax normalisation: features that
+raise every class alike are not salient, and a sample the network already classifies with
+p_y near 1 has little left to drop.
+
 rho: `constant`, or `linear` from rho_start to rho_end over the epochs after `warmup_epochs`
 epochs at rho = 0 (the paper's curriculum). The rates are params.yaml's top-level rho,
 rho_start and rho_end, so that `dvc exp run -S rho=0.025` changes only SGDrop runs.
 
-EMA default (decay 0.99): the attributing network should trail the online one by a horizon
-of about 100 steps (1 / (1 - decay)), roughly an epoch of a small dataset, so that masks
-track what the network has consolidated rather than the noise of the last step; at 0.999 the
-horizon exceeds a short run's first epochs and masks lag far behind the online features.
+`start_epoch` sets the epoch's rho. With a constant rho and no warm-up the rate is the same
+every epoch, so construction sets it; with `schedule: linear` or warm-up epochs, stepping before
+the first `start_epoch` is an error (a forgotten call used to leave rho at 0: nothing dropped).
+
+Defaults (`Params.defaults`, the values outside the pipeline):
+- rho 0.01: Sec. 4, "by default" (250 of VGG16's 25,088 latent features), and Table 12 for
+  VGG16 and ResNet50 on every dataset (0.05 to 0.1 for ConvNeXt).
+- schedule `constant`, warmup_epochs 0: the method of Sec. 3; the curriculum (`linear`) is
+  Sec. 4.5's variant (Table 3's last line), "linearly increasing [rho] across epochs", whose end
+  points the extracted text lost: ours rho_start 0, rho_end 0.05 (Table 7: a fixed rho above
+  0.025 impedes VGG's learning). The paper has no warm-up.
+- ema true: Sec. 3.2 and Sec. 4.6 (Table 8). ema_decay: not stated; ours 0.99. The attributing
+  network should trail the online one by a horizon of about 100 steps (1 / (1 - decay)),
+  roughly an epoch of a small dataset, so that masks track what the network has consolidated
+  rather than the noise of the last step; at 0.999 the horizon exceeds a short run's first
+  epochs and masks lag far behind the online features.
+- closed_form true: not a setting of the paper, the same gradient computed without autograd
+  where the head is GAP + Linear (autograd elsewhere).
+- mask_label `true`: Sec. 3.1, the mask "depends on the actual label". target `logit`: above.
 """
 from __future__ import annotations
 
@@ -47,9 +75,8 @@ import torch
 from pydantic import Field, field_validator
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from pipeline_lib.attribution.latent import grad_x_act
-from pipeline_lib.strict import Strict
-from pipeline_lib.methods import METHODS, Method
+from pipeline_lib.attribution.latent import grad_x_act, latent_gradient
+from pipeline_lib.methods import METHODS, Method, MethodNeeds, MethodParams, needs
 
 
 def rho_at(epoch: int, epochs: int, *, schedule: str, rho: float, rho_start: float, rho_end: float,
@@ -76,6 +103,22 @@ def top_k_mask(attribution: torch.Tensor, k: int) -> torch.Tensor:
     return (~drop).view_as(attribution)
 
 
+def attribution(head, z: torch.Tensor, y: torch.Tensor, *, target: str, closed_form: bool) -> torch.Tensor:
+    """A = ReLU(d s_y / d z) * z, s_y the head's logit of y (`target: logit`) or its log-probability
+    (`log_softmax`)."""
+    if target == "logit":
+        return grad_x_act(head, z, y, closed_form)
+    z = z.detach()
+    if closed_form and getattr(head, "gap_linear", False):
+        with torch.no_grad():
+            p = head(z).float().softmax(1)
+        weight = head.fc.weight.detach().float()
+        grad = ((weight[y] - p @ weight) / z[0, 0].numel()).to(z.dtype)[:, :, None, None].expand_as(z)
+    else:
+        grad = latent_gradient(lambda latent: head(latent).float().log_softmax(1), z, y, closed_form=False)
+    return grad.clamp_min(0) * z
+
+
 def derangement(num_classes: int, seed: int = 0) -> torch.Tensor:
     """A fixed permutation of the classes with no fixed point (`mask_label: permuted`)."""
     order = torch.randperm(num_classes, generator=torch.Generator().manual_seed(seed))
@@ -86,7 +129,7 @@ def derangement(num_classes: int, seed: int = 0) -> torch.Tensor:
 
 @METHODS.register("sgdrop")
 class SGDrop(Method):
-    class Params(Strict):
+    class Params(MethodParams):
         # the top-level rates (`shared_params`); a run's config leaves out those its schedule ignores
         rho: float | None = Field(None, ge=0, lt=1)
         rho_start: float | None = Field(None, ge=0, lt=1)
@@ -97,6 +140,10 @@ class SGDrop(Method):
         ema_decay: float = Field(gt=0, lt=1)
         closed_form: bool
         mask_label: Literal["true", "permuted", "random", "predicted"]
+        target: Literal["logit", "log_softmax"]
+
+        defaults = dict(rho=0.01, rho_start=0.0, rho_end=0.05, schedule="constant", warmup_epochs=0, ema=True,
+                        ema_decay=0.99, closed_form=True, mask_label="true", target="logit")
 
         @field_validator("mask_label", mode="before")
         @classmethod
@@ -114,12 +161,18 @@ class SGDrop(Method):
 
     def __init__(self, params, *, model, **kw):
         super().__init__(params, model=model, **kw)
-        self.permutation = derangement(self.num_classes)
+        if params.schedule == "linear":
+            needs(self.epochs, "sgdrop", "epochs", "schedule: linear spreads rho from rho_start to rho_end over them")
+        if params.mask_label in ("permuted", "random"):
+            needs(self.num_classes, "sgdrop", "num_classes", f"mask_label: {params.mask_label} draws labels")
+        self.permutation = None if self.num_classes is None else derangement(self.num_classes)
         self.ema = None
         if params.ema:
             self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(params.ema_decay), use_buffers=True)
             self.ema.eval()
-        self.rho = 0.0
+        self.rho = None
+        if params.schedule == "constant" and params.warmup_epochs == 0:
+            self.start_epoch(0)
 
     def to(self, device):
         super().to(device)
@@ -148,6 +201,9 @@ class SGDrop(Method):
         return y
 
     def features(self, z, x, y, model):
+        if self.rho is None:
+            raise MethodNeeds("sgdrop: call method.start_epoch(epoch) at the start of every epoch: its rho follows "
+                              "the epochs (schedule: linear, or warmup_epochs > 0)")
         k = round(self.rho * z[0].numel())
         self.last = {"rho": self.rho, "dropped_fraction": 0.0}
         if k == 0:
@@ -158,8 +214,9 @@ class SGDrop(Method):
         else:  # the EMA forward is never differentiated: inference mode skips autograd's bookkeeping
             with torch.inference_mode():
                 z_attr = net.encoder(x)
-        target = self.mask_target(y, net, z_attr)
-        mask = top_k_mask(grad_x_act(net.head, z_attr, target, closed_form=self.params.closed_form), k)
+        label = self.mask_target(y, net, z_attr)
+        mask = top_k_mask(attribution(net.head, z_attr, label, target=self.params.target,
+                                      closed_form=self.params.closed_form), k)
         self.last["dropped_fraction"] = 1 - mask.float().mean()
         return z * mask.to(z.dtype)
 

@@ -14,6 +14,13 @@ guided backprop as an option). M = the positions at or above the per-sample `qua
 The attribution pass and the masked forward (inputs 95% zeros) leave batch norm's running
 statistics untouched (`frozen_norm_stats`), so that evaluation normalises with clean-image
 statistics (SGQN's Q-networks have no batch norm, so the paper says nothing about it).
+
+Defaults (`Params.defaults`): none is the paper's for classification. quantile: set per task in
+SGQN (its code's default 0.90, DMC/src/arguments.py; 0.98 in its cartpole script); ours 0.95.
+consistency_weight 0.5: the code's weight of its consistency term (0.5 over the two critics'
+errors). aux_weight: the code trains the mask predictor with an optimiser of its own, no weight;
+ours 0.5. The auxiliary head is sized on the encoder's output, probed at `image_size`, which
+`build_method` therefore needs.
 """
 from __future__ import annotations
 
@@ -23,8 +30,7 @@ from pydantic import Field
 from torch import nn
 
 from pipeline_lib.attribution.latent import input_gradient
-from pipeline_lib.strict import Strict
-from pipeline_lib.methods import METHODS, Method, frozen_norm_stats
+from pipeline_lib.methods import METHODS, Method, MethodParams, frozen_norm_stats, needs
 from pipeline_lib.models import latent_shape
 
 
@@ -38,13 +44,16 @@ def top_quantile_mask(attribution: torch.Tensor, quantile: float) -> torch.Tenso
 class SGQN(Method):
     logs = ("consistency", "aux_bce")
 
-    class Params(Strict):
+    class Params(MethodParams):
         quantile: float = Field(gt=0, lt=1)
         consistency_weight: float = Field(ge=0)
         aux_weight: float = Field(ge=0)
 
+        defaults = dict(quantile=0.95, consistency_weight=0.5, aux_weight=0.5)
+
     def __init__(self, params, *, model, image_size, **kw):
         super().__init__(params, model=model, image_size=image_size, **kw)
+        needs(image_size, "sgqn", "image_size", "its auxiliary head is sized on the encoder's output at that size")
         channels = latent_shape(model.encoder, image_size)[0]
         self.extra_modules["aux_head"] = nn.Conv2d(channels, 1, kernel_size=1)
 
