@@ -4,7 +4,8 @@ DropBlock (Ghiasi et al. 2018, torchvision's `drop_block2d`), all with inverted 
 Defaults (`Params.defaults`):
 - dropout p 0.5: Srivastava et al. (JMLR 2014), Appendix A.4, a retention probability of 0.5 to
   0.8 for hidden units, 0.5 the usual one (the SGDrop paper does not state its dropout's rate).
-- spatial_dropout p: Tompson et al. (CVPR 2015) state no rate for general use; ours 0.2.
+- spatial_dropout p 0.2: ours; Tompson et al. (CVPR 2015) is not among shared/papers, and none of
+  the study's papers states a rate for it.
 - dropblock p 0.1, block_size 7: Ghiasi et al. Sec. 4.1 (ResNet-50 on ImageNet: keep_prob 0.9,
   block_size 7).
 """

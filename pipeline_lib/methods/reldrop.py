@@ -17,7 +17,8 @@ Defaults (`Params.defaults`): the extracted text (shared/papers) gives epsilon 1
 LRP epsilon (its Fig. 2); the rest follows the authors' configuration for images
 (2D_Images/run_scripts/training_config.json): the block variant with p 0.5 and its box centred on
 the single most relevant pixel (top_k 1); alpha 0.3 and beta 0.5 for the pixel variant, whose p
-there is 0.3. lrp_start `logit`: textbook LRP, as the paper describes it (above).
+there is 0.3. lrp_start `logit`: textbook LRP (above); the authors' code starts from a one-hot
+output (`one_hot`).
 """
 from __future__ import annotations
 
