@@ -7,6 +7,8 @@
 - per attribution method (from the attribute stage's maps): area ratio, hit ratio (whole region
   and largest component), harmonization (Spearman / ceiling, Dice and IoU of the top regions)
   against the human-map proxy;
+- the same metrics of reference maps on the same images (`reference_maps`: a uniform map, a
+  centred Gaussian of the mean object size, and per method blobs of its maps' areas);
 - with `evaluate.clickme_root`, harmonization against ClickMe maps for the dataset's ImageNet
   classes (then the human map reported is "ClickMe");
 - Grad-CAM hit ratio on the boxed images of every split, each reported separately;
@@ -33,6 +35,7 @@ from pipeline_lib.metrics.harmonization import blurred, box_masks, harmonization
 from pipeline_lib.metrics.leakage import mask_leakage, metrics_entry
 from pipeline_lib.metrics.localization import area_ratio, finite_maps, hit_ratio
 from pipeline_lib.metrics.occlusion import occlusion_curves
+from pipeline_lib.metrics.reference_maps import reference_metrics
 
 
 def human_maps(data, size: int) -> tuple[torch.Tensor | None, list[bool], str]:
@@ -120,6 +123,7 @@ def run_metrics(trained, p, attribute_split: str, max_images: int, maps: dict[st
               "data": data_summary(manifest)}
 
     result["attribution"], result["human_map"] = attribution_metrics(maps, keys, splits[attribute_split], p)
+    result["reference_maps"] = reference_metrics(maps, keys, splits[attribute_split], p, cfg.seed)
     if p.clickme_root and "imagenet_index" in manifest["meta"]:
         clickme = clickme_harmonization(model, Path(p.clickme_root), manifest["meta"]["imagenet_index"], size,
                                         normalize, p, list(maps), max_images)

@@ -82,7 +82,7 @@ def attention_over_epochs(history: pd.DataFrame, style: Style, path: Path) -> Pa
         bands(axes[r, 0], part, "epoch", "probe_area_ratio", style)
         bands(axes[r, 1], part, "epoch", "gap", style)
         axes[r, 0].set(title=f"{setup}: Grad-CAM area ratio (probe images)", xlabel="epoch", ylabel="area ratio")
-        axes[r, 1].set(title=f"{setup}: train − val accuracy", xlabel="epoch", ylabel="generalization gap")
+        axes[r, 1].set(title=f"{setup}: clean train − val accuracy", xlabel="epoch", ylabel="generalization gap")
     legend(fig, axes)
     return save(fig, path)
 
@@ -114,9 +114,9 @@ def band_panels(data: pd.DataFrame, x: str, y: str, style: Style, path: Path, *,
 
 
 def coverage_per_layer(per_layer: pd.DataFrame, style: Style, path: Path) -> Path:
-    """per_layer: setup, label, seed, layer, coverage."""
+    """per_layer: setup, label, seed, layer, coverage (the fraction of the layer's units active per image)."""
     return band_panels(per_layer, "layer", "coverage", style, path, title="neuron coverage per activation layer",
-                       xlabel="layer", ylabel="fraction of units active", width=7)
+                       xlabel="layer", ylabel="fraction of units active per image", width=7)
 
 
 def accuracy_vs_rho(points: pd.DataFrame, style: Style, path: Path) -> Path:

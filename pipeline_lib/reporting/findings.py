@@ -1,5 +1,6 @@
-"""The report's opening: one row per claim of the SGDrop paper, its number beside ours, and a
-verdict computed from the runs by the rule in `RULE` (shown on the page).
+"""The report's opening: what the benchmark measures (where a setup has cue splits), then one row
+per claim of the SGDrop paper, its number beside ours, each with a verdict computed from the
+runs by the rule in `RULE` (shown on the page).
 
 `runs` is the collected table with a `role` column (which paper method a run stands for, see
 `paper.py`), `label` (the variant's name) and `setup` (dataset / architecture).
@@ -17,6 +18,11 @@ from pipeline_lib.reporting.paper import Paper
 
 REPRODUCED, NOT_REPRODUCED, MIXED, ONE_SEED, NOT_RUN = (
     "reproduced", "not reproduced", "mixed", "inconclusive (n = 1)", "not run in this matrix")
+AREA_UNCHECKED = "inconclusive (area not controlled)"
+# the benchmark's own rows state no one's claim: the rule's outcome read as holds / does not hold
+HOLDS, DOES_NOT_HOLD = "holds", "does not hold"
+BENCHMARK, PAPER = ("What the benchmark measures: reliance on the planted cue",
+                    "The SGDrop paper's claims")
 
 RULE = ("A claim is reproduced in a setup when our difference has the paper's sign and exceeds the "
         "pooled seed spread, sqrt((s_a² + s_b²) / 2) with s the standard deviation over seeds (for a "
@@ -25,7 +31,18 @@ RULE = ("A claim is reproduced in a setup when our difference has the paper's si
         "several setups: the common verdict, or mixed when they disagree. Where the role is played by "
         "several variants, the one whose run name is the role's name is used. The per-step cost has no seeds: "
         "it is reproduced when our SGDrop overhead over vanilla lies within the paper's range widened by "
-        "{cost_margin:g} percentage points on each side. The rule screens, it does not test significance: "
+        "{cost_margin:g} percentage points on each side. "
+        "A hit ratio or harmonization gain that passes is then read against area: the run's value minus that of "
+        "its same-area random blobs (per image, a blob of the area of the run's own map at a random place, the same "
+        "places for every run of a seed) must pass the rule too, else the claim is not reproduced; where that "
+        "reference was not measured (ClickMe images, or runs measured before it), the verdict is inconclusive (area "
+        "not controlled). Harmonization is the raw Spearman correlation with the human-map proxy, and the paper's "
+        "score (Spearman / ClickMe's human ceiling) only with ClickMe's maps. "
+        "The benchmark's rows (setups with a test_conflict split, the cue of another class) apply the same rule to "
+        "cue reliance, test minus test_conflict accuracy per run in points: vanilla relies on the cue when its mean "
+        "exceeds its seed std; a method relies less on it than vanilla when its mean lies below vanilla's by more "
+        "than the pooled spread. These are no one's claims: the verdict reads holds or does not hold. "
+        "The rule screens, it does not test significance: "
         "were there no true difference, it would call a claim reproduced {chance} (one-sided, Student's t).")
 COST_MARGIN = 10.0
 
@@ -42,6 +59,8 @@ class Claim:
     digits: int = 2
     table: str = ""         # anchors of the detailed table and figure
     figure: str = ""
+    same_area: str = ""     # the metric of the runs' same-area blobs, which a gain must beat (RULE)
+    beside: tuple[tuple[str, str], ...] = ()  # other readings of the metric, shown beside it
 
 
 CLAIMS = [
@@ -50,11 +69,18 @@ CLAIMS = [
     Claim("broadening", "SGDrop broadens attribution maps (area ratio)", "metrics.attribution.gradcam.area_ratio",
           "sgdrop", "vanilla", 1, 1.0, 3, "attribution", "fig-methods_grid"),
     Claim("hit", "SGDrop raises the hit ratio", "metrics.attribution.gradcam.hit_whole", "sgdrop", "vanilla",
-          1, 1.0, 3, "attribution", "fig-methods_grid"),
-    Claim("harmonization", "SGDrop raises harmonization with human maps", "metrics.attribution.gradcam.harmonization",
-          "sgdrop", "vanilla", 1, 1.0, 3, "attribution", ""),
-    Claim("coverage", "SGDrop raises last-layer neuron coverage", "metrics.coverage.last_conv_unit", "sgdrop",
-          "vanilla", 1, 1.0, 3, "attribution", "fig-coverage_per_layer"),
+          1, 1.0, 3, "attribution", "fig-methods_grid",
+          same_area="metrics.reference_maps.same_area.gradcam.hit_whole"),
+    Claim("harmonization", "SGDrop raises harmonization with human maps", "metrics.attribution.gradcam.spearman",
+          "sgdrop", "vanilla", 1, 1.0, 3, "attribution", "",
+          same_area="metrics.reference_maps.same_area.gradcam.spearman"),
+    Claim("coverage", "SGDrop raises last-layer neuron coverage (units active per image, the reading of Table 4)",
+          "metrics.coverage.last_conv_per_image", "sgdrop", "vanilla", 1, 1.0, 3, "attribution",
+          "fig-coverage_per_layer",
+          beside=(("union", "metrics.coverage.last_conv_unit"), ("scaled", "metrics.coverage.last_conv_scaled"),
+                  ("global, per image", "metrics.coverage.global_per_image"),
+                  ("global, union", "metrics.coverage.global_unit"),
+                  ("global, scaled", "metrics.coverage.global_scaled"))),
     Claim("accuracy", "SGDrop improves test accuracy", "metrics.accuracy.test", "sgdrop", "vanilla",
           table="accuracy"),
     Claim("transfer", "SGDrop features transfer better (frozen encoder, new head)", "transfer.accuracy.test",
@@ -77,10 +103,12 @@ class Finding:
     ours: list[str]
     verdict: str
     links: list[tuple[str, str]] = field(default_factory=list)  # (text, anchor)
+    group: str = PAPER
 
     @property
     def verdict_class(self) -> str:  # the CSS class of the verdict's badge
-        return {REPRODUCED: "yes", NOT_REPRODUCED: "no", MIXED: "mixed"}.get(self.verdict, "open")
+        return {REPRODUCED: "yes", HOLDS: "yes", NOT_REPRODUCED: "no", DOES_NOT_HOLD: "no",
+                MIXED: "mixed"}.get(self.verdict, "open")
 
 
 def _fmt(values: np.ndarray, scale: float, digits: int) -> str:
@@ -103,8 +131,8 @@ def combine(verdicts: list[str]) -> str:
     decided = {v for v in verdicts if v in (REPRODUCED, NOT_REPRODUCED)}
     if not verdicts:
         return NOT_RUN
-    if not decided:
-        return ONE_SEED
+    if not decided:  # inconclusive everywhere: n = 1 where a setup has one seed, it is the first thing to fix
+        return ONE_SEED if ONE_SEED in verdicts else verdicts[0]
     return decided.pop() if len(decided) == 1 else MIXED
 
 
@@ -119,6 +147,13 @@ def pick(runs: pd.DataFrame, role: str) -> pd.DataFrame:
 
 def values(part: pd.DataFrame, metric: str) -> np.ndarray:
     return part[metric].dropna().to_numpy(float) if metric in part else np.array([])
+
+
+def excess(part: pd.DataFrame, metric: str, reference: str) -> np.ndarray:
+    """Per run, `metric` minus `reference` (runs lacking either are left out)."""
+    if metric not in part or reference not in part:
+        return np.array([])
+    return (part[metric].astype(float) - part[reference].astype(float)).dropna().to_numpy(float)
 
 
 def paper_pairs(paper: Paper, a: str, b: str, table: str = "accuracy") -> list[tuple[str, list[float], list[float]]]:
@@ -153,8 +188,11 @@ def paper_text(paper: Paper, c: Claim) -> str:
         return d["text"]["narrowing" if c.key == "narrowing" else "rho"]
     if c.key in attr:
         rows, name = d["attribution"]["rows"], attr[c.key]
-        return (f"{rows['sgdrop'][name]:.2f} vs {rows['vanilla'][name]:.2f} (dropout {rows['dropout'][name]:.2f}); "
-                + d["attribution"]["where"])
+        reading = d["attribution"]["readings"].get(name)
+        shown = [(name, "")] + [("coverage_global", "globally ")] * (c.key == "coverage")
+        cells = [f"{where}{rows['sgdrop'][k]:.2f} vs {rows['vanilla'][k]:.2f} (dropout {rows['dropout'][k]:.2f})"
+                 for k, where in shown]
+        return "; ".join([*cells, d["attribution"]["where"]]) + (f". {reading}" if reading else "")
     if c.key == "transfer":
         rows = d["transfer"]["rows"]
         (a, sa), (b, sb) = rows["sgdrop"], rows["vanilla"]
@@ -213,6 +251,34 @@ def cost_findings(bench: list[dict], roles: dict[str, str | None], paper: Paper)
     return lines, verdicts
 
 
+def harmonization_metric(part: pd.DataFrame, c: Claim) -> tuple[str, str, str]:
+    """(metric, its same-area reference, what it is) of the harmonization claim in one setup: the
+    paper's score where the runs have ClickMe's maps, else the raw Spearman with the proxy (RULE)."""
+    names = sorted(set(part["metrics.human_map"].dropna())) if "metrics.human_map" in part else []
+    if names == ["ClickMe"]:
+        return "metrics.harmonization_clickme.gradcam.score", "", "Spearman with ClickMe maps / human ceiling"
+    return c.metric, c.same_area, f"raw Spearman with {', '.join(names) or 'the ground truth'}, a proxy"
+
+
+def area_check(a_runs: pd.DataFrame, b_runs: pd.DataFrame, metric: str, reference: str, c: Claim,
+               verdict: str) -> tuple[str, str]:
+    """(what the same-area blobs gain, the verdict): a gain that passes the rule must pass it again
+    on the runs' values minus their blobs' (RULE)."""
+    ea, eb = excess(a_runs, metric, reference), excess(b_runs, metric, reference)
+    unchecked = AREA_UNCHECKED if verdict == REPRODUCED else verdict
+    if not reference:
+        return "; no same-area reference on ClickMe's images", unchecked
+    if not len(ea) or not len(eb):
+        return f"; same-area reference not measured ({reference} is absent)", unchecked
+    ra, rb = values(a_runs, reference), values(b_runs, reference)
+    ours = values(a_runs, metric).mean() - values(b_runs, metric).mean()
+    d = c.digits
+    text = (f"; their same-area random blobs {_fmt(ra, c.scale, d)} vs {_fmt(rb, c.scale, d)}: area alone gains "
+            f"{(ra.mean() - rb.mean()) * c.scale:+.{d}f} of our {ours * c.scale:+.{d}f}, beyond area "
+            f"{_fmt(ea, c.scale, d)} vs {_fmt(eb, c.scale, d)}")
+    return text, compare(ea, eb, c.sign) if verdict == REPRODUCED else verdict
+
+
 def setup_finding(part: pd.DataFrame, c: Claim) -> tuple[str, str] | None:
     """(our numbers, verdict) for one setup, or None when a role of the claim was not run there."""
     if c.key == "rho":
@@ -220,40 +286,103 @@ def setup_finding(part: pd.DataFrame, c: Claim) -> tuple[str, str] | None:
     a_runs, b_runs = pick(part, c.a), None if c.b is None else pick(part, c.b)
     if a_runs.empty or (b_runs is not None and b_runs.empty):
         return None
-    a, b = values(a_runs, c.metric), None if b_runs is None else values(b_runs, c.metric)
+    metric, same_area, what = harmonization_metric(part, c) if c.key == "harmonization" else (c.metric, c.same_area, "")
+    a, b = values(a_runs, metric), None if b_runs is None else values(b_runs, metric)
     if not len(a) or (b is not None and not len(b)):
-        return f"not measured ({c.metric} is absent)", NOT_RUN
+        return f"not measured ({metric} is absent)", NOT_RUN
     if b is None:
         first, last = (values(a_runs, f"metrics.attention_over_training.{k}") for k in ("first", "last"))
         return (f"{a_runs['label'].iloc[0]}: {_fmt(first, 1, c.digits)} → {_fmt(last, 1, c.digits)}, "
                 f"change {_fmt(a, c.scale, c.digits)} (n = {len(a)})"), compare(a, b, c.sign)
-    return (f"{a_runs['label'].iloc[0]} {_fmt(a, c.scale, c.digits)} vs {b_runs['label'].iloc[0]} "
-            f"{_fmt(b, c.scale, c.digits)} (n = {len(a)}, {len(b)})"), compare(a, b, c.sign)
+    line = (f"{a_runs['label'].iloc[0]} {_fmt(a, c.scale, c.digits)} vs {b_runs['label'].iloc[0]} "
+            f"{_fmt(b, c.scale, c.digits)} (n = {len(a)}, {len(b)}{', ' + what if what else ''})")
+    for name, m in c.beside:
+        x, y = values(a_runs, m), values(b_runs, m)
+        if len(x) and len(y):
+            line += f"; {name} {_fmt(x, c.scale, c.digits)} vs {_fmt(y, c.scale, c.digits)}"
+    verdict = compare(a, b, c.sign)
+    if c.same_area:
+        more, verdict = area_check(a_runs, b_runs, metric, same_area, c, verdict)
+        line += more
+    return line, verdict
+
+
+def gathered(found: list[tuple[str, str]], words: dict[str, str] | None = None) -> tuple[list[str], str]:
+    """The setups' (line, verdict) as lines, each with its verdict where the setups disagree, and
+    the verdict over the setups; `words`: how the rule's outcomes read in this row."""
+    words = words or {}
+    lines, verdicts = [line for line, _ in found], [v for _, v in found]
+    if len(set(verdicts) - {NOT_RUN}) > 1:  # say which setup gave which verdict
+        lines = [line if v == NOT_RUN else f"{line} [{words.get(v, v)}]" for line, v in zip(lines, verdicts)]
+    verdict = combine([v for v in verdicts if v != NOT_RUN])
+    return lines, words.get(verdict, verdict)
+
+
+def links(anchors: list[str], table: str, figure: str = "") -> list[tuple[str, str]]:
+    return [(text, next(a for a in anchors if a.startswith(prefix))) for text, prefix in
+            (("table", table), ("figure", figure)) if prefix and any(a.startswith(prefix) for a in anchors)]
+
+
+CUE_SPLIT = "metrics.accuracy.test_conflict"
+RULE_WORDS = {REPRODUCED: HOLDS, NOT_REPRODUCED: DOES_NOT_HOLD}
+
+
+def cue_findings(runs: pd.DataFrame, order: list[str], anchors: list[str]) -> list[Finding]:
+    """Vanilla's reliance on the planted cue (test minus test_conflict accuracy, per run), and each
+    other method's against vanilla's, in the setups that have the split (RULE); SGDrop's role
+    first, then the methods in `order`."""
+    if CUE_SPLIT not in runs:
+        return []
+    runs = runs.assign(cue=runs["metrics.accuracy.test"].astype(float) - runs[CUE_SPLIT].astype(float))
+    runs = runs[runs["cue"].notna()]
+    base_found, found = [], {}
+    for setup, part in runs.groupby("setup", sort=False):
+        base = pick(part, "vanilla")
+        if base.empty:
+            continue
+        v, label = values(base, "cue"), base["label"].iloc[0]
+        test, conflict = (_fmt(values(base, m), 100, 1) for m in ("metrics.accuracy.test", CUE_SPLIT))
+        base_found.append((f"{setup}: {label} {_fmt(v, 100, 1)} points (test {test}, test_conflict {conflict}; "
+                           f"n = {len(v)})", compare(v, None, +1)))
+        for other, method in part.groupby("label", sort=False):
+            if other != label:
+                x = values(method, "cue")
+                found.setdefault(other, []).append((
+                    f"{setup}: {other} {_fmt(x, 100, 1)} vs {label} {_fmt(v, 100, 1)} points "
+                    f"(n = {len(x)}, {len(v)}), change {(x.mean() - v.mean()) * 100:+.1f}", compare(x, v, -1)))
+    if not base_found:
+        return []
+    first = {m for _, part in runs.groupby("setup") for m in pick(part, "sgdrop")["label"].unique()}
+    rank = {m: i for i, m in enumerate(order)}
+    out = [Finding("cue", "Vanilla relies on the planted cue: test minus test_conflict accuracy (the cue of another "
+                   "class), in points", "— (the benchmark's premise; the paper has no cue splits)",
+                   *gathered(base_found, RULE_WORDS), links(anchors, "cue"), BENCHMARK)]
+    for m in sorted(found, key=lambda m: (m not in first, rank.get(m, len(rank)))):
+        out.append(Finding(f"cue:{m}", f"{m} relies less on the cue than vanilla (test minus test_conflict)",
+                           "— (the paper has no cue splits)", *gathered(found[m], RULE_WORDS), links(anchors, "cue"),
+                           BENCHMARK))
+    return out
 
 
 def findings(runs: pd.DataFrame, paper: Paper, bench: list[dict], bench_roles: dict[str, str | None],
-             anchors: list[str]) -> list[Finding]:
-    """`anchors`: the ids of the page's sections and figures, for the links to the details."""
-    out = []
+             anchors: list[str], order: list[str]) -> list[Finding]:
+    """The benchmark's rows, then the paper's claims; `anchors`: the ids of the page's sections and
+    figures, for the links to the details; `order`: the methods' order."""
+    out = cue_findings(runs, order, anchors)
     for c in CLAIMS:
-        lines, verdicts, paper_lines = [], [], []
+        found, paper_lines = [], []
         if c.key == "cost":
-            lines, verdicts = cost_findings(bench, bench_roles, paper)
+            found = list(zip(*cost_findings(bench, bench_roles, paper)))
         for setup, part in ([] if c.key == "cost" else runs.groupby("setup", sort=False)):
             got = setup_finding(part, c)
             if got is None:
                 continue
-            lines.append(f"{setup}: {got[0]}")
-            verdicts.append(got[1])
+            found.append((f"{setup}: {got[0]}", got[1]))
             same = paper_cell(paper, c, part["dataset"].iloc[0], part["arch"].iloc[0])
             if same:
                 paper_lines.append(same)
-        if len(set(verdicts) - {NOT_RUN}) > 1:  # say which setup gave which verdict
-            lines = [line if v == NOT_RUN else f"{line} [{v}]" for line, v in zip(lines, verdicts)]
-        links = [(text, next(a for a in anchors if a.startswith(prefix))) for text, prefix in
-                 (("table", c.table), ("figure", c.figure)) if prefix and any(a.startswith(prefix) for a in anchors)]
-        out.append(Finding(c.key, c.text, "; ".join([*paper_lines, paper_text(paper, c)]), lines,
-                           combine([v for v in verdicts if v != NOT_RUN]), links))
+        out.append(Finding(c.key, c.text, "; ".join([*paper_lines, paper_text(paper, c)]), *gathered(found),
+                           links(anchors, c.table, c.figure)))
     return out
 
 

@@ -3,8 +3,9 @@ and figures. `render.py` turns it into `index.html` and `README.md` with the sam
 
 Tables (CSV, LaTeX): test accuracy in the layout of the paper's Table 3 (setups as columns, the
 paper's values beside ours), accuracy on every split, cue reliance and attention over the
-epochs, attribution metrics and neuron coverage (Table 4), transfer (Table 5), rho (Table 7),
-EMA ablation (Table 8), per-step cost (Table 9), occlusion robustness, label leakage. Figures:
+epochs, attribution metrics with the reference maps' rows and neuron coverage in three readings
+(Table 4), transfer (Table 5), rho (Table 7), EMA ablation (Table 8), per-step cost (Table 9),
+occlusion robustness, label leakage with the content-free probe. Figures:
 attention over epochs (Figure 3), one probe image's Grad-CAM over the epochs (Figure 1), test
 images x methods (Figure 4), occlusion curves, neuron coverage per layer, accuracy against rho.
 Every number is a mean ± std over the seeds of one variant (same params but the seed).
@@ -25,6 +26,7 @@ import yaml
 
 from pipeline_lib.config.resolve import MethodSpec
 from pipeline_lib.config.schema import load_yaml
+from pipeline_lib.metrics.leakage import ALPHA as LEAK_ALPHA
 from pipeline_lib.reporting import figures
 from pipeline_lib.reporting.collect import Collection, aggregate, label_variants
 from pipeline_lib.reporting.findings import Finding, findings, pick, rule_text
@@ -33,7 +35,17 @@ from pipeline_lib.reporting.paper import Paper
 from pipeline_lib.reporting.tables import DASH, cell, metric_table, usual_n, write_table
 
 VERSIONS = ["torch", "torchvision", "dvc", "dvclive", "webdataset", "captum", "zennit", "numpy", "pandas"]
-COVERAGE_NOTE = "Neuron coverage is at the unit level (every C x H x W unit), threshold 0."
+COVERAGE_NOTE = (
+    "Neuron coverage, three readings of the units (every C x H x W unit of an activation layer) above the threshold "
+    "(evaluate.coverage_threshold; 0 in the paper), see pipeline_lib/metrics/coverage.py. Per image: the fraction of "
+    "units active on an image, averaged over the images; this is the reading of the paper's Table 4 and the one the "
+    "findings use. Union: the fraction of units active on at least one image of the set; at threshold 0 it saturates "
+    "near 1 for every run. Scaled: DeepXplore's channel coverage, each layer's output min-max scaled per image "
+    "(evaluate.coverage_scaled_threshold). Global pools the units of every activation layer; last conv is the last "
+    "convolution's map after its activation.")
+GRADCAM = "metrics.attribution.gradcam."  # the attribution method of the paper's Table 4 and of the findings
+REFERENCES = {"uniform": "reference: uniform map", "centred_gaussian": "reference: centred Gaussian, mean object area"}
+SAME_AREA = "reference: same area as "
 HIGHLIGHT = ("vanilla", "sgdrop")  # the paper's roles drawn thick in every figure
 MODES = {"L": "grayscale", "LA": "grayscale with alpha", "P": "palette", "RGBA": "RGBA", "CMYK": "CMYK",
          "I;16": "16-bit grayscale", "1": "black-and-white"}  # PIL's image modes, in words
@@ -53,10 +65,6 @@ class Table:
     @property
     def rows(self) -> list[list[str]]:
         return [[str(i), *map(str, row)] for i, row in zip(self.frame.index, self.frame.values)]
-
-    @property
-    def n(self) -> int:
-        return self.frame.attrs.get("n", 0)
 
 
 @dataclass
@@ -85,6 +93,14 @@ class Page:
     provenance: list[str]
     params_text: str
 
+    @property
+    def finding_groups(self) -> list[tuple[str, list[Finding]]]:
+        """The findings by group, in the order they come."""
+        groups: dict[str, list[Finding]] = {}
+        for f in self.findings:
+            groups.setdefault(f.group, []).append(f)
+        return list(groups.items())
+
 
 class Writer:
     """Writes tables and figures under `out` and returns them as page items (paths relative to `out`)."""
@@ -95,8 +111,7 @@ class Writer:
         (out / "figures").mkdir(parents=True, exist_ok=True)
 
     def table(self, name: str, title: str, frame: pd.DataFrame) -> Table:
-        n = frame.attrs.get("n")
-        caption = title + (f"; mean ± std over n = {n} seeds" if n else "")
+        caption = title + ("; mean ± std over the n seeds of each row" if "n" in frame.columns else "")
         paths = write_table(frame, self.out / "tables" / name, caption)
         return Table(name, caption, frame, [p.relative_to(self.out).as_posix() for p in paths])
 
@@ -134,9 +149,11 @@ def setup_columns(runs: pd.DataFrame, order: list[str], metric: str, paper_value
     where it has one (`paper_value(role, dataset, arch)` -> [mean, std] or None), beside the variant
     that plays the role in the findings only."""
     agg = aggregate(runs, [metric], ["setup", "dataset", "arch", "label", "role"])
-    n = usual_n(agg, [metric])
     rows = [m for m in order if m in set(agg["label"])]
-    table = pd.DataFrame(DASH, index=pd.Index(rows, name="method"), columns=[], dtype=object)
+    table = pd.DataFrame(DASH, index=pd.Index(rows, name="method"), columns=["n"], dtype=object)
+    row_n = {label: usual_n(g[f"{metric}:n"]) for label, g in agg.groupby("label")}
+    for label, n in row_n.items():
+        table.loc[label, "n"] = str(n) if n else DASH
     for setup, part in agg.groupby("setup", sort=False):
         table[setup] = DASH
         primary = {role: pick(part, role)["label"].iloc[0] for role in set(part["role"]) - {""}}
@@ -144,14 +161,44 @@ def setup_columns(runs: pd.DataFrame, order: list[str], metric: str, paper_value
                        if primary.get(r["role"]) == r["label"]}
         for _, r in part.iterrows():
             table.loc[r["label"], setup] = cell(r[f"{metric}:mean"], r[f"{metric}:std"], int(r[f"{metric}:n"]),
-                                                usual_n=n)
+                                                row_n=row_n[r["label"]])
         if any(paper_cells.values()):
             table[f"{setup} (paper)"] = DASH
             for label, c in paper_cells.items():
                 if c:
                     table.loc[label, f"{setup} (paper)"] = f"{c[0]:.2f} ± {c[1]:.2f}"
-    table.attrs["n"] = n
     return table
+
+
+def proxy_name(metrics: dict) -> str:
+    """The ground truth a run's proxy harmonization was measured against (its `human_map` names
+    ClickMe where it has ClickMe's maps, the data's own ground truth otherwise)."""
+    name = metrics.get("human_map", "none")
+    return metrics.get("data", {}).get("human_map", "none") if name == "ClickMe" else name
+
+
+def reference_runs(runs: pd.DataFrame, prefix: str) -> list[pd.DataFrame]:
+    """The reference maps' metrics as rows of runs labelled "reference: ...", in the columns of the
+    method's own metrics (`prefix` + name), so that they aggregate over seeds as the methods do.
+    The uniform and centred maps depend on the images alone, which the attribute step draws by the
+    seed: one row per seed, not one per run."""
+    source = "metrics.reference_maps."
+    names = {c.removeprefix(prefix) for c in runs if c.startswith(prefix)}
+
+    def rows(part: pd.DataFrame, of: str, label: str) -> list[pd.DataFrame]:
+        cols = {f"{of}.{m}": prefix + m for m in names if f"{of}.{m}" in part}
+        return [part[["setup", "seed", *cols]].rename(columns=cols).assign(label=label)] if cols else []
+
+    per_seed = runs.drop_duplicates(["setup", "seed"])
+    method = prefix.removeprefix("metrics.attribution.").rstrip(".")
+    return ([f for name, label in REFERENCES.items() for f in rows(per_seed, source + name, label)]
+            + [f for label, part in runs.groupby("label", sort=False)
+               for f in rows(part, f"{source}same_area.{method}", SAME_AREA + label)])
+
+
+def reference_order(order: list[str]) -> list[str]:
+    """The methods, then the references: the image-blind maps, then each method's same-area blobs."""
+    return [*order, *REFERENCES.values(), *(SAME_AREA + m for m in order)]
 
 
 def primary(runs: pd.DataFrame, role: str) -> set[str]:
@@ -181,8 +228,8 @@ def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[s
     bench_roles = {name: paper.role(spec.type, spec.params) for name, spec in specs.items()}
     if col.runs.empty:
         return Page("No finished run was found in the current matrix.",
-                    findings(pd.DataFrame(columns=["setup"]), paper, bench, bench_roles, []), rule_text(), warnings,
-                    [], provenance, params_text)
+                    findings(pd.DataFrame(columns=["setup"]), paper, bench, bench_roles, [], order), rule_text(),
+                    warnings, [], provenance, params_text)
 
     runs = label_variants(col.runs)
     runs["role"] = [paper.role(t, col.configs[r].method.params) or "" for t, r in zip(runs["type"], runs["run"])]
@@ -228,7 +275,8 @@ def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[s
                                                        start=1)])
     if not history.empty:
         s.figures.append(w.figure("attention_over_epochs", "Grad-CAM area ratio of the probe images and the "
-                                  "generalization gap over the epochs: mean ± std over seeds (n in the legend); "
+                                  "generalization gap (accuracy on a fixed train subset in evaluation mode minus "
+                                  "val accuracy) over the epochs: mean ± std over seeds (n in the legend); "
                                   "vanilla and SGDrop drawn thick.",
                                   lambda p: figures.attention_over_epochs(history, style, p)))
     for setup, part in first_seed.groupby("setup", sort=False):
@@ -245,24 +293,37 @@ def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[s
     sections.append(s)
 
     # attribution metrics and neuron coverage (Table 4)
-    attr_cols = {"area ratio": "metrics.attribution.gradcam.area_ratio",
-                 "hit ratio": "metrics.attribution.gradcam.hit_whole",
-                 "hit (largest component)": "metrics.attribution.gradcam.hit_largest",
-                 "harmonization": "metrics.attribution.gradcam.harmonization",
-                 "dice top-10%": "metrics.attribution.gradcam.dice_top",
-                 "coverage, global": "metrics.coverage.global_unit",
-                 "coverage, last conv": "metrics.coverage.last_conv_unit"}
-    proxy = sorted({m.get("metrics", {}).get("human_map", "none") for m in col.metrics.values()})
+    attr_cols = {"area ratio": GRADCAM + "area_ratio", "hit ratio": GRADCAM + "hit_whole",
+                 "hit (largest component)": GRADCAM + "hit_largest",
+                 "harmonization, proxy (Spearman)": GRADCAM + "spearman",
+                 "harmonization, ClickMe (Spearman / ceiling)": "metrics.harmonization_clickme.gradcam.score",
+                 "dice top-10%": GRADCAM + "dice_top"}
+    cov_cols = {f"{layer}, {reading}": f"metrics.coverage.{key}_{suffix}"
+                for layer, key in (("global", "global"), ("last conv", "last_conv"))
+                for reading, suffix in (("per image", "per_image"), ("union", "unit"), ("scaled", "scaled"))}
+    proxy = sorted({proxy_name(m.get("metrics", {})) for m in col.metrics.values()})
     table4 = paper.data["attribution"]
     s = Section("attribution", "Attribution metrics and neuron coverage (Table 4)", [
-        f"Grad-CAM at the encoder output, upsampled; ratios in [0, 1] as in the paper. Human-map proxy for "
-        f"hit ratio and harmonization: {', '.join(proxy)}. {COVERAGE_NOTE} The paper's Table 4 comes first."])
+        "Grad-CAM at the encoder output, upsampled; ratios in [0, 1] as in the paper. The paper's Table 4 comes "
+        "first. Hit ratio against the ground-truth boxes. Harmonization, proxy: the raw Spearman correlation with "
+        f"the human-map proxy ({', '.join(proxy)}), not divided by ClickMe's human ceiling as the paper's score is "
+        "(a proxy's Spearman over ClickMe's ceiling can exceed 1); harmonization, ClickMe: the paper's score, with "
+        "ClickMe's human maps, where the setup has them.",
+        "Reference rows: the same metrics, on the same images, of maps that know nothing of the image "
+        "(pipeline_lib/metrics/reference_maps.py): a uniform map; a centred Gaussian whose area is the mean object "
+        "size of the ground truth; and, under each method, random blobs with that method's Grad-CAM area image by "
+        "image: what area alone gives. The findings read a hit ratio or harmonization gain against the gain of the "
+        "same-area blobs.", COVERAGE_NOTE])
     t4 = pd.DataFrame({paper.label(role): v for role, v in table4["rows"].items()}).T
     t4 = t4.rename(columns=lambda c: c.replace("coverage_", "coverage, ").replace("_", " "))
     t4.index.name = "method"
     s.tables.append(w.table("attribution_paper", f"The paper: {table4['where']}", t4.map(lambda v: f"{v:.2f}")))
-    s.tables += per_setup(w, aggregate(runs, list(attr_cols.values()), by), order, attr_cols, "attribution",
-                          "Attribution metrics and neuron coverage", scale=1.0, digits=3)
+    with_references = pd.concat([runs, *reference_runs(runs, GRADCAM)], ignore_index=True)
+    s.tables += per_setup(w, aggregate(with_references, list(attr_cols.values()), by), reference_order(order),
+                          attr_cols, "attribution", "Grad-CAM attribution metrics and reference maps", scale=1.0,
+                          digits=3)
+    s.tables += per_setup(w, aggregate(runs, list(cov_cols.values()), by), order, cov_cols, "coverage",
+                          "Neuron coverage, three readings", scale=1.0, digits=3)
     per_map = {name: f"metrics.attribution.{name}.area_ratio" for name in
                ("gradcam", "grad_x_act", "input_grad", "integrated_gradients", "lrp")}
     s.tables += per_setup(w, aggregate(runs, list(per_map.values()), by), order, per_map, "area_ratio_per_map",
@@ -287,9 +348,11 @@ def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[s
     per_layer = pd.DataFrame([{"setup": r.setup, "label": r.label, "seed": r.seed, "layer": i + 1, "coverage": v}
                               for r in runs.itertuples()
                               for i, v in enumerate(col.metrics[r.run].get("metrics", {}).get("coverage", {})
-                                                    .get("per_layer_unit", []))])
+                                                    .get("per_layer_per_image", []))])
     if not per_layer.empty:
-        s.figures.append(w.figure("coverage_per_layer", "Neuron coverage per activation layer, mean ± std over seeds.",
+        s.figures.append(w.figure("coverage_per_layer", "Neuron coverage per activation layer: the fraction of the "
+                                  "layer's units active on an image, averaged over the images (the per-image reading "
+                                  "of Table 4), mean ± std over seeds.",
                                   lambda p: figures.coverage_per_layer(per_layer, style, p)))
     sections.append(s)
 
@@ -324,19 +387,25 @@ def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[s
                                   lambda p: figures.occlusion_curves(curves, style, p)))
     sections.append(s)
 
-    leak_cols = {"unmasked": "metrics.mask_leakage.unmasked", "masked, true label": "metrics.mask_leakage.masked_true",
-                 "follows a wrong-label mask": "metrics.mask_leakage.follows_wrong",
-                 "its chance": "metrics.mask_leakage.wrong_chance"}
-    if all(c in runs for c in leak_cols.values()):
-        leak = runs.dropna(subset=list(leak_cols.values()))
+    leak = "metrics.mask_leakage."
+    leak_cols = {"unmasked": leak + "unmasked", "masked, true label": leak + "masked_true",
+                 "follows a wrong-label mask": leak + "follows_wrong", "its chance": leak + "wrong_chance",
+                 "content-free: follows the mask's label": leak + "content_free.follows_label",
+                 "its chance (1 / classes)": leak + "content_free.chance"}
+    if leak + "unmasked" in runs:
         sections.append(Section("leakage", "Label leakage through the training mask", [
             "Test accuracy of each method's model with nothing dropped, with its training-time mask for the true "
             "label, and how often it predicts a random wrong label when the mask is made for that label, beside its "
             "chance: how often the unmasked model predicts that label (a collapsed model's chance is far above one in "
             "the number of classes); far above chance: the model reads the label from the mask, not the image. "
-            "Methods that do not transform the latent map are not listed."],
-            per_setup(w, aggregate(leak, list(leak_cols.values()), by), order, leak_cols, "mask_leakage",
-                      "Label leakage (%)")))
+            "Methods that do not transform the latent map are not listed.",
+            "Content-free probe: the head sees the encoder's output for the mean image, masked for a label drawn at "
+            "random, so nothing but the mask varies; a head that ignores the mask follows that label one time in "
+            "the number of classes, and the number of trials it follows is then Binomial exactly, whatever the model. "
+            "p: the one-sided exact binomial p-value of each seed, in seed order. Reads the mask: the run's verdict, "
+            f"at family-wise level {LEAK_ALPHA:g} over the probe and the two paired tests "
+            "(pipeline_lib/metrics/leakage.py), counted over the seeds."],
+            leakage_tables(w, runs.dropna(subset=[leak + "unmasked"]), order, leak_cols)))
 
     anchors = [a for s in sections for a in (s.id, *(f.id for f in s.figures))]
     setups = list(dict.fromkeys(runs["setup"]))
@@ -344,8 +413,27 @@ def build_report(col: Collection, *, specs: dict[str, MethodSpec], order: list[s
     summary = (f"{len(runs)} runs: {len(order)} method variants x {len(setups)} setup{'s' * (len(setups) > 1)} "
                f"({', '.join(setups)}) x seeds {', '.join(map(str, seeds))}.")
     ns = sorted({n for n in runs.groupby(by).size() if n > 1}) or [2]  # the seed counts of this page
-    return Page(summary, findings(runs, paper, bench, bench_roles, anchors), rule_text(tuple(ns)), warnings, sections,
-                provenance, params_text)
+    return Page(summary, findings(runs, paper, bench, bench_roles, anchors, order), rule_text(tuple(ns)), warnings,
+                sections, provenance, params_text)
+
+
+def leakage_tables(w: Writer, leak: pd.DataFrame, order: list[str], columns: dict[str, str]) -> list[Table]:
+    """Per setup, the leakage readings (mean ± std over seeds) and, per seed, the content-free
+    probe's p-value and the run's verdict: a p-value's mean over seeds means nothing."""
+    p_value, verdict = "metrics.mask_leakage.content_free.p_value", "metrics.mask_leakage.reads_the_mask"
+    tables = []
+    for setup, part in leak.groupby("setup", sort=False):
+        agg = aggregate(part, list(columns.values()), ["label"])
+        present = {k: v for k, v in columns.items() if f"{v}:mean" in agg and agg[f"{v}:n"].sum()}
+        table = metric_table(agg, [m for m in order if m in set(part["label"])], present)
+        for label, runs in part.sort_values("seed").groupby("label"):
+            if p_value in runs and runs[p_value].notna().any():
+                table.loc[label, "content-free p"] = ", ".join(f"{v:.1e}" for v in runs[p_value].dropna())
+            if verdict in runs and runs[verdict].notna().any():
+                said = runs[verdict].dropna().astype(bool)
+                table.loc[label, "reads the mask"] = f"{int(said.sum())} of {len(said)} seeds"
+        tables.append(w.table(f"mask_leakage_{slug(setup)}", f"Label leakage (%), {setup}", table.fillna(DASH)))
+    return tables
 
 
 def rho_and_ema(w: Writer, runs: pd.DataFrame, order: list[str], paper: Paper, style, sections: list[Section]) -> None:

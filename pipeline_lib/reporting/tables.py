@@ -1,7 +1,7 @@
 """Tables as CSV and LaTeX (booktabs); the pages render them from the same frames. A cell is
 `mean ± std` over seeds (the mean alone for one seed), followed by `(n = k)` where k differs from
-the table's usual number of seeds (stated in its caption), and "—" where a run has no value: a
-missing value is never shown as zero."""
+its row's number of seeds (the `n` column: rows of one table can have 1 or 3 seeds), and "—"
+where a run has no value: a missing value is never shown as zero."""
 from __future__ import annotations
 
 import math
@@ -15,38 +15,39 @@ DASH = "—"
 
 
 def cell(mean: float | None, std: float | None, n: int, scale: float = 100.0, digits: int = 2,
-         usual_n: int | None = None) -> str:
+         row_n: int | None = None) -> str:
     if not n or mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return DASH
     text = f"{mean * scale:.{digits}f}"
     if n > 1 and std is not None and not math.isnan(std):
         text += f" ± {std * scale:.{digits}f}"
-    if usual_n is not None and n != usual_n:
+    if row_n is not None and n != row_n:
         text += f" (n = {n})"
     return text
 
 
-def usual_n(agg: pd.DataFrame, metrics: list[str]) -> int:
-    """The most common number of seeds behind the table's cells."""
-    counts = pd.concat([agg[f"{m}:n"] for m in metrics if f"{m}:n" in agg] or [pd.Series([0])])
+def usual_n(counts) -> int:
+    """The most common number of seeds among cells' counts (0 where none has a value)."""
+    counts = pd.Series(list(counts), dtype=float)
     counts = counts[counts > 0]
     return int(counts.mode().max()) if len(counts) else 0
 
 
 def metric_table(agg: pd.DataFrame, rows: list[str], columns: dict[str, str], *, key: str = "label",
                  scale: float = 100.0, digits: int = 2) -> pd.DataFrame:
-    """Rows in the given order (one per method label), one column per metric; "—" where absent.
-    `attrs["n"]` holds the usual number of seeds."""
-    n = usual_n(agg, list(columns.values()))
-    table = pd.DataFrame(DASH, index=pd.Index(rows, name="method"), columns=list(columns), dtype=object)
+    """Rows in the given order (one per method label), first the row's number of seeds `n`, then
+    one column per metric; "—" where absent."""
+    table = pd.DataFrame(DASH, index=pd.Index(rows, name="method"), columns=["n", *columns], dtype=object)
     for _, r in agg.iterrows():
         if r[key] not in table.index:
             continue
+        present = [m for m in columns.values() if f"{m}:mean" in r]
+        n = usual_n(r[f"{m}:n"] for m in present)
+        table.loc[r[key], "n"] = str(n) if n else DASH
         for title, metric in columns.items():
-            if f"{metric}:mean" in r:
+            if metric in present:
                 table.loc[r[key], title] = cell(r[f"{metric}:mean"], r[f"{metric}:std"], int(r[f"{metric}:n"]),
                                                 scale, digits, n)
-    table.attrs["n"] = n
     return table
 
 
