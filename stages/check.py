@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from pipeline_lib.config.checks import load_params
+from pipeline_lib.config.checks import load_params, params_warnings
 from pipeline_lib.config.schema import Params
 from pipeline_lib.errors import ClearError
 from stages.common import run_command
@@ -22,10 +22,19 @@ def params_or_exit(path: str = "params.yaml") -> Params:
         raise click.ClickException(str(err)) from None
 
 
+def warnings_or_exit(params: Params) -> list[str]:
+    try:
+        return params_warnings(params)
+    except ClearError as err:
+        raise click.ClickException(str(err)) from None
+
+
 @click.command()
 @click.option("--params", "path", default="params.yaml", show_default=True)
 def main(path: str) -> None:
     params = params_or_exit(path)
+    for warning in warnings_or_exit(params):
+        click.echo(f"WARNING: {warning}", err=True)
     click.echo(f"{path} is valid: {len(params.cells())} training runs in {len(params.setups)} setup(s)")
 
 

@@ -17,7 +17,7 @@ import click
 from pipeline_lib.config.resolve import run_configs, setup_stage_params
 from pipeline_lib.inputs import write_input_links
 from pipeline_lib.io import replace_dir, write_json
-from stages.check import params_or_exit
+from stages.check import params_or_exit, warnings_or_exit
 from stages.common import one_line_errors, run_command
 
 
@@ -30,6 +30,8 @@ def config_path(out: Path, cfg) -> Path:
 @one_line_errors
 def main(out: Path) -> None:
     params = params_or_exit()
+    for warning in warnings_or_exit(params):
+        click.echo(f"WARNING: {warning}", err=True)
     configs = run_configs(params)
     with replace_dir(out, "configure") as staging:
         for cfg in configs:

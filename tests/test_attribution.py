@@ -8,7 +8,8 @@ from zennit.attribution import Gradient
 from pipeline_lib.attribution import ATTRIBUTIONS, attribute
 from pipeline_lib.attribution.latent import gradcam
 from pipeline_lib.attribution.lrp import lrp_composite, lrp_relevance
-from pipeline_lib.models import ARCHITECTURES, Head, SplitModel
+from pipeline_lib.models import ARCHITECTURES, Head
+from pipeline_lib.models.vgg import plain_net
 
 
 class Whole(nn.Module):
@@ -46,7 +47,7 @@ def small_vgg(bias: bool):
     encoder = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1, bias=bias), nn.ReLU(), nn.MaxPool2d(2),
                             nn.Conv2d(6, 8, 3, padding=1, bias=bias), nn.ReLU())
     head = Head(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()), nn.Linear(8, 3, bias=bias), gap_linear=True)
-    return SplitModel(encoder, head).eval()
+    return plain_net(encoder, head, channels=8).eval()
 
 
 def test_lrp_matches_zennit_used_directly():

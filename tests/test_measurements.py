@@ -18,7 +18,8 @@ from pipeline_lib.metrics.leakage import (ALPHA, binomial_tail, leakage_warning,
                                          reads_the_mask)
 from pipeline_lib.metrics.localization import area_ratio, hit_ratio
 from pipeline_lib.metrics.run_metrics import attribution_metrics
-from pipeline_lib.models import Head, SplitModel
+from pipeline_lib.models import FeatureInfo, Head, SplitModel
+from pipeline_lib.models.vgg import plain_net
 
 
 # --- coverage per image (SGDrop paper Sec. 4.2, Table 4) ---------------------------------------
@@ -31,7 +32,7 @@ def _coverage_net() -> SplitModel:
     head = Head(nn.Sequential(nn.Flatten(), nn.Linear(2, 2), nn.ReLU()), nn.Linear(2, 2), gap_linear=False)
     head.body[1].weight.data = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
     head.body[1].bias.data = torch.zeros(2)
-    return SplitModel(encoder, head)
+    return plain_net(encoder, head, channels=2)
 
 
 def test_coverage_per_image_is_the_mean_over_images_of_the_fraction_of_active_units():
@@ -99,7 +100,7 @@ def _latent_model() -> SplitModel:
         encoder.weight[K:, :, 0, 0] = torch.eye(K)
         encoder.bias.copy_(torch.cat([torch.ones(K), torch.zeros(K)]))
     head = Head(nn.Flatten(), nn.Linear(2 * K * 4, K, bias=False), gap_linear=False)
-    return SplitModel(encoder, head)
+    return SplitModel(encoder, head, FeatureInfo(activations=[], last_conv=None, stages=[encoder]), num_features=2 * K)
 
 
 def _set_head(model: SplitModel, on_mask: float, on_image: float) -> None:

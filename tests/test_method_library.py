@@ -160,11 +160,11 @@ def test_excitation_dropout_says_it_needs_the_heads_penultimate_neurons():
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(MethodNeeds, match=r"method\.penultimate\(h, y, model\)"):
         own_step(method, model, optimizer, torch.randn(2, 3, 32, 32), torch.tensor([0, 1]))
-    model = tiny_model()  # the pipeline's Head calls it
+    model = tiny_model()  # the pipeline's step calls it between the contract's head.pre_logits and head.fc
     method = build_method("excitation_dropout", model)
     x, y = torch.randn(2, 3, 32, 32), torch.tensor([0, 1])
     z = method.features(model.encoder(x), x, y, model)
-    model.head(z, penultimate=lambda h: method.penultimate(h, y, model))
+    model.head.fc(method.penultimate(model.head.pre_logits(z), y, model))
     method.after_step(model)
 
 

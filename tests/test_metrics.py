@@ -16,7 +16,8 @@ from pipeline_lib.metrics.coverage import neuron_coverage
 from pipeline_lib.metrics.harmonization import HUMAN_CEILING, harmonization, spearman
 from pipeline_lib.metrics.localization import area_ratio, hit_ratio, iou, pixel_box
 from pipeline_lib.metrics.occlusion import occlude, occlusion_curves
-from pipeline_lib.models import Head, SplitModel, build_model
+from pipeline_lib.models import Head, build_model
+from pipeline_lib.models.vgg import plain_net
 from tests.conftest import tiny_params
 
 
@@ -96,7 +97,7 @@ def test_neuron_coverage_on_a_tiny_net_by_hand():
                 gap_linear=False)
     head.body[2].weight.data = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
     head.body[2].bias.data = torch.zeros(2)
-    model = SplitModel(encoder, head)
+    model = plain_net(encoder, head, channels=2)  # declares the ReLUs, the encoder's last one as its last conv
     x = torch.tensor([[[[1.0, 0.0], [2.0, 0.0]]]])  # channel 0 > 0 at 2 of 4 pixels, channel 1 never
     cov = neuron_coverage(model, [x], threshold=0.0, scaled_threshold=0.3)
     # conv ReLU: units (2 ch x 4 px): 2 covered of 8; fc ReLU: [2, 0] -> 1 of 2. Global 3 / 10.

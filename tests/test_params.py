@@ -166,3 +166,37 @@ def test_a_method_variant_starts_from_its_base_entry():
     assert method_spec(params, "slow").params["ema_decay"] == 0.9
     assert method_spec(params, "slow").params["schedule"] == "linear"
     assert method_spec(params, "sgdrop").params["schedule"] == "constant"
+
+
+def test_an_architecture_that_does_not_follow_the_model_contract_is_refused(monkeypatch):
+    from torch import nn
+
+    from pipeline_lib.models import ARCHITECTURES
+
+    class Guessed(nn.Module):  # an encoder and a head, and nothing declared
+        def __init__(self):
+            super().__init__()
+            self.encoder, self.head = nn.Conv2d(3, 4, 3), nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                                                         nn.Linear(4, 2))
+
+        def forward(self, x):
+            return self.head(self.encoder(x))
+    monkeypatch.setitem(ARCHITECTURES._entries, "guessed", lambda num_classes, image_size, width, batch_norm: Guessed())
+    with pytest.raises(ParamsError) as err:
+        tiny_params(model={"architecture": "guessed"})
+    assert "does not follow the model contract" in str(err.value) and "feature_info" in str(err.value)
+    assert "head.pre_logits" in str(err.value) and "num_features" in str(err.value)
+
+
+def test_each_methods_params_are_checked_against_the_setups_latent_map():
+    """vgg11 at 32 px has a 1x1 latent map: DropBlock's and CamDrop's blocks are clipped to it and a
+    small rho drops nothing; the check says each before training (and DropBlock still trains)."""
+    from pipeline_lib.config.checks import params_warnings
+
+    params = tiny_params(model={"architecture": "vgg11", "width": 0.125},
+                         matrix={"methods": ["dropblock", "camdrop", "sgdrop"]}, rho=0.001)
+    warnings = params_warnings(params)
+    assert any("methods.dropblock" in w and "1x1 latent map" in w for w in warnings)
+    assert any("methods.camdrop" in w and "blocks of 1" in w for w in warnings)
+    assert any("methods.sgdrop" in w and "rounds to 0 features: nothing will be dropped" in w for w in warnings)
+    assert params_warnings(tiny_params(matrix={"methods": ["dropblock", "sgdrop"]})) == []

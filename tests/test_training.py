@@ -142,7 +142,7 @@ def test_probe_and_leakage_samples_are_seeded_class_stratified_random_draws():
     assert sorted(stratified_sample(labels, 100, seed=0).tolist()) == list(range(40))
 
 
-def test_the_probe_and_leakage_batches_come_from_the_stratified_draw(tiny_shards, in_tmp, monkeypatch):
+def test_the_probe_leakage_and_clean_accuracy_batches_come_from_the_stratified_draw(tiny_shards, in_tmp, monkeypatch):
     """The synthetic splits interleave their classes, so a storage-order probe would look balanced
     here: check that the loop draws its samples with stratified_sample instead."""
     import pipeline_lib.training.loop as loop
@@ -151,7 +151,7 @@ def test_the_probe_and_leakage_batches_come_from_the_stratified_draw(tiny_shards
     monkeypatch.setattr(loop, "stratified_sample", lambda labels, n, seed: calls.append(n) or real(labels, n, seed))
     cfg = run_configs(tiny_params(matrix={"methods": ["sgdrop"]}, train={"epochs": 1, "leakage_size": 8}))[0]
     train(cfg, tiny_shards, in_tmp / "r")
-    assert sorted(calls) == sorted([cfg.train.probe_size, 8])
+    assert sorted(calls) == sorted([cfg.train.probe_size, 8, cfg.train.clean_size])
 
 
 @pytest.mark.slow

@@ -10,6 +10,19 @@ from pipeline_lib.attribution import attribute
 from pipeline_lib.io import atomic_path
 
 
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+def as_float16(maps: torch.Tensor) -> np.ndarray:
+    """(N, H, W) maps as float16. A map beyond float16's range (LRP far from conservation reaches
+    1e8) is divided by its largest magnitude first rather than stored as inf: every metric reads a
+    map's shape, not its scale (max-normalised area and hit ratio, rank correlations)."""
+    peak = maps.abs().flatten(1).amax(1)
+    over = torch.isfinite(peak) & (peak > FLOAT16_MAX)
+    maps = torch.where(over[:, None, None], maps / peak.clamp_min(1)[:, None, None], maps)
+    return maps.numpy().astype(np.float16)
+
+
 def extract_maps(model, images: torch.Tensor, labels: torch.Tensor, normalize, methods: list[str], *,
                  device: torch.device, batch_size: int = 64, **kw) -> dict[str, np.ndarray]:
     """{method: (N, H, W) float16} for the true labels."""
@@ -19,7 +32,7 @@ def extract_maps(model, images: torch.Tensor, labels: torch.Tensor, normalize, m
         y = labels[i : i + batch_size].to(device)
         for m in methods:
             maps[m].append(attribute(m, model, x, y, **kw).float().cpu())
-    return {m: torch.cat(v).numpy().astype(np.float16) for m, v in maps.items()}
+    return {m: as_float16(torch.cat(v)) for m, v in maps.items()}
 
 
 NOT_MAPS = ("keys", "labels", "images")

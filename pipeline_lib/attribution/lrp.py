@@ -1,6 +1,6 @@
 """LRP relevance of the input with zennit: the epsilon rule on every convolution and linear
-layer, the flat rule on the first layer, and canonizers that merge batch norm (VGG) and make
-ResNet's residual sums explicit (torchvision's BasicBlock and Bottleneck).
+layer, the flat rule on the first layer, and the canonizers the architecture declares (merged
+batch norm for VGG, explicit residual sums for torchvision's BasicBlock and Bottleneck).
 
 - epsilon 1e-3: RelDrop's best setting (its Figure 2: 0.001 best, 0.8 worst);
 - the relevance starts from the target's logit f_y(x) (`start: logit`, textbook LRP), so the
@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models.resnet import BasicBlock, Bottleneck
 from zennit.attribution import Gradient
 from zennit.composites import SpecialFirstLayerMapComposite, layer_map_base
 from zennit.rules import Epsilon, Flat
-from zennit.torchvision import ResNetCanonizer, VGGCanonizer
 from zennit.types import Convolution, Linear
 
 from pipeline_lib.models import eval_mode
@@ -27,11 +25,14 @@ EPSILON = 1e-3
 
 
 def lrp_composite(model: nn.Module, epsilon: float = EPSILON) -> SpecialFirstLayerMapComposite:
-    is_resnet = any(isinstance(m, (BasicBlock, Bottleneck)) for m in model.modules())
+    """The canonizers are those the model's architecture declares (`feature_info.canonizers`, the
+    model contract of `pipeline_lib.models`); a model of one's own without the declaration gets
+    none, and its LRP is exact only where it has no batch norm or residual sum."""
+    info = getattr(model, "feature_info", None)
     layer_map = layer_map_base() + [(Convolution, Epsilon(epsilon)), (Linear, Epsilon(epsilon))]
     return SpecialFirstLayerMapComposite(
         layer_map=layer_map, first_map=[(Convolution, Flat()), (Linear, Flat())],
-        canonizers=[ResNetCanonizer() if is_resnet else VGGCanonizer()],
+        canonizers=info.canonizers() if info is not None else [],
     )
 
 

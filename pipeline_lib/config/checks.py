@@ -17,6 +17,7 @@ from pipeline_lib.config.schema import (
     PARAMS_FILE, ModelParams, Params, ParamsError, in_setup, merged, parse_schema, read_params_file,
 )
 from pipeline_lib.data import DATASETS, dataset_splits
+from pipeline_lib.methods import METHODS, MethodNeeds
 from pipeline_lib.models import ARCHITECTURES
 
 
@@ -36,6 +37,42 @@ def parse_params(raw: dict[str, Any] | None) -> Params:
             named = len(params.setups) > 1 or params.setups[setup]
             raise ParamsError(in_setup(str(err), setup) if named else str(err)) from None
     return params
+
+
+def params_warnings(params: Params) -> list[str]:
+    """What valid params come to that a user should know before training: settings that do not
+    apply to a setup's architecture, and what each method of the matrix does on the setup's latent
+    map (`Method.check_latent`: a block clipped to the map, a rate that drops nothing)."""
+    out = []
+    names = [*params.matrix.methods, *params.matrix.one_seed_methods]
+    for setup in params.setups:
+        resolved = params.setup(setup)
+        where = f"setup {setup!r}: " if len(params.setups) > 1 or params.setups[setup] else ""
+        arch, model = resolved.model.architecture, resolved.model
+        if arch.startswith("timm/"):
+            out += [f"{where}model.width {model.width} does not apply to {arch}: a timm model is built at its own "
+                    "width (timm's names say it, e.g. timm/mobilenetv3_small_050)"] if model.width != 1.0 else []
+            out += [f"{where}model.batch_norm: false does not apply to {arch}: a timm model keeps its own norms"
+                    ] if not model.batch_norm else []
+            out += [f"{where}LRP on {arch} is approximate: zennit has no canonizer for timm's blocks "
+                    "(pipeline_lib/models/timm_models.py)"] if "lrp" in resolved.attribute.methods else []
+        shape = _latent(arch, resolved.loader.image_size, model)
+        for name in names:
+            spec = method_spec(resolved, name)
+            cls = METHODS.get(spec.type)
+            try:
+                out += [f"{where}methods.{name}: {w}" for w in cls.check_latent(cls.Params(**spec.params), shape)]
+            except MethodNeeds as err:
+                raise ParamsError(f"params.yaml, {where}methods.{name}: {err}") from None
+    return out
+
+
+def _latent(arch: str, size: int, model: ModelParams) -> tuple[int, int, int]:
+    """(C, H, W) of the architecture's latent map, on the meta device (no memory, no compute)."""
+    with torch.device("meta"):
+        net = ARCHITECTURES.get(arch)(num_classes=2, image_size=size, width=model.width,
+                                      batch_norm=model.batch_norm).eval()
+        return tuple(net.encoder(torch.zeros(1, 3, size, size)).shape[1:])
 
 
 def load_params(path: str | os.PathLike = PARAMS_FILE) -> Params:
@@ -107,16 +144,32 @@ def _check_sizes(params: Params) -> None:
 
 
 def _probe(arch: str, size: int, model: ModelParams, key: str) -> None:
-    """Build the architecture on the meta device (no memory, no compute) and pass it an image."""
+    """Build the architecture on the meta device (no memory, no compute), check that it follows
+    the model contract (`pipeline_lib.models`), and pass it an image."""
     try:
         with torch.device("meta"):
             net = ARCHITECTURES.get(arch)(num_classes=2, image_size=size, width=model.width,
                                           batch_norm=model.batch_norm).eval()
+            missing = contract_gaps(net)
+            if missing:
+                raise ParamsError(f"params.yaml key '{key}': {arch} does not follow the model contract of "
+                                  f"pipeline_lib/models/__init__.py: it lacks {', '.join(missing)}; its builder "
+                                  "must return a SplitModel that declares them")
             net(torch.zeros(1, 3, size, size))
     except (RuntimeError, ValueError) as err:
         raise ParamsError(f"params.yaml key '{key}': {arch} cannot take {size}-pixel images with "
                           f"model.width {model.width} ({err}); change the architecture, the image "
                           "size or model.width") from None
+
+
+def contract_gaps(net) -> list[str]:
+    """The parts of the model contract that `net` lacks."""
+    head = getattr(net, "head", None)
+    parts = {"encoder": getattr(net, "encoder", None), "head.pre_logits": getattr(head, "pre_logits", None),
+             "head.fc (an nn.Linear)": getattr(head, "fc", None) if isinstance(getattr(head, "fc", None), torch.nn.Linear)
+             else None, "head.gap_linear": getattr(head, "gap_linear", None), "num_features": getattr(net, "num_features", None),
+             "feature_info (activations, last_conv, stages, canonizers)": getattr(net, "feature_info", None)}
+    return [name for name, part in parts.items() if part is None]
 
 
 def _check_optimizer(params: Params) -> None:

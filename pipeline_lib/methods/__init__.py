@@ -6,7 +6,8 @@ method-specific branch:
     method.start_epoch(epoch)                             # each epoch's rates (SGDrop's rho, CamDrop's keep)
     x = method.input(x, y, model)                         # input occlusion (RelDrop)
     z = method.features(model.encoder(x), x, y, model)    # latent-map dropout (SGDrop, ...)
-    logits = model.head(z, penultimate=...)               # penultimate neurons (Excitation Dropout)
+    h = method.penultimate(model.head.pre_logits(z), y, model)  # penultimate neurons (Excitation Dropout)
+    logits = model.head.fc(h)
     loss = CE(logits, y) + method.extra_loss(...)         # extra terms (saliency training, SGQN)
     with method.step_context(optimizer): optimizer.step() # optimizer tweaks (FocusedDropout)
     method.after_step(model)                              # EMA update (SGDrop)
@@ -15,10 +16,12 @@ Hooks run only in training steps: evaluation calls `model(x)` and nothing is dro
 
 Outside the pipeline, in a loop of one's own, `build_method("sgdrop", model, rho=0.05)` builds a
 method with its paper's values (`Params.defaults`, each with its source) and the keywords given
-over them; examples/own_loop.py calls the hooks above itself. A model is any module with an
-`encoder` (image -> B x C x H x W latent map) and a `head` (latent map -> logits) whose forward is
-`head(encoder(x))`; a method that needs more of it (Excitation Dropout's penultimate hook,
-CamDrop's class weights at shallow layers) says so when it is built (`MethodNeeds`).
+over them; examples/own_loop.py calls the hooks above itself. In the pipeline a model follows the
+model contract of `pipeline_lib.models` (encoder, head with pre_logits and fc, feature_info); in a
+loop of one's own, a model is any module with an `encoder` (image -> B x C x H x W latent map)
+and a `head` (latent map -> logits) whose forward is `head(encoder(x))`, and a method that needs
+more of it (Excitation Dropout's output layer, CamDrop's class weights at shallow layers) says so
+when it is built (`MethodNeeds`).
 """
 from __future__ import annotations
 
@@ -72,6 +75,13 @@ class Method:
     # Whether `features` masks the latent map by the label: such a method gets the per-epoch
     # label-leakage diagnostic (pipeline_lib.metrics.leakage), in training and at evaluation.
     label_mask: bool = False
+
+    @classmethod
+    def check_latent(cls, params: "Method.Params", shape: tuple[int, int, int]) -> list[str]:
+        """What these params come to on a latent map of `shape` (C, H, W), said before training:
+        warnings where the method adapts or does nothing (`stages.check` prints them); a
+        `MethodNeeds` where it cannot run."""
+        return []
 
     @classmethod
     def unused_params(cls, params: "Method.Params") -> set[str]:

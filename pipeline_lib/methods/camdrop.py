@@ -14,7 +14,8 @@ Regularization Method for Deep Neural Networks", CIKM; the method as its slides 
 (4) Each seed grows to a `block_size` square block in its channel (clipped at the border), and
     the mask M is normalised per sample, M * C H W / sum(M) (the slides' normaliser).
 
-`shallow_layers`: indices into `model.encoder` whose outputs get CamDrop too, with the
+`shallow_layers`: indices into the encoder's stages (`model.feature_info.stages`, the model
+contract's declaration: for VGG, its layers) whose outputs get CamDrop too, with the
 channel-grouped CAM (the slides apply it at shallow layers as well as at the GAP layer; which
 layers is per architecture, so the default is the latent map only). Shallow layers need the
 class weights before the forward, hence a GAP + Linear head (`head.fc`, `head.gap_linear`). At
@@ -91,6 +92,14 @@ class CamDrop(Method):
     label_mask = True
     logs = ("dropped_fraction",)
 
+    @classmethod
+    def check_latent(cls, params, shape) -> list[str]:
+        block = min(params.block_size, shape[1], shape[2])
+        if block == params.block_size:
+            return []
+        return [f"camdrop.block_size {params.block_size} does not fit the {shape[1]}x{shape[2]} latent map: "
+                f"blocks of {block} are dropped"]
+
     def __init__(self, params, *, model, **kw):
         super().__init__(params, model=model, **kw)
         self.y = None  # the batch's labels, from `input` to `features`, for the shallow-layer hooks
@@ -100,8 +109,15 @@ class CamDrop(Method):
                               "layer, known before the forward only for a global-average-pooling + Linear head: "
                               "it needs model.head.fc (the nn.Linear output layer) and model.head.gap_linear = True "
                               "(pipeline_lib.models.gap_head builds such a head); or leave shallow_layers empty")
+        stages = getattr(getattr(model, "feature_info", None), "stages", None)
+        if params.shallow_layers and stages is None:
+            raise MethodNeeds("camdrop.shallow_layers indexes the encoder's stages, which the model declares as "
+                              "model.feature_info.stages (the model contract of pipeline_lib.models)")
         for i in params.shallow_layers:
-            model.encoder[i].register_forward_hook(self._shallow_hook(model))
+            if not 0 <= i < len(stages) - 1:
+                raise MethodNeeds(f"camdrop.shallow_layers: {i} is not a shallow stage of this model, whose "
+                                  f"encoder has {len(stages)} stages (feature_info.stages); use 0 to {len(stages) - 2}")
+            stages[i].register_forward_hook(self._shallow_hook(model))
         self.keep = None
         if params.schedule == "linear":
             needs(self.epochs, "camdrop", "epochs", "schedule: linear lowers the keep probability over them")

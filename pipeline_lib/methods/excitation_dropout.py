@@ -72,9 +72,9 @@ class ExcitationDropout(Method):
         defaults = dict(base_retain=0.5, rescale="sample")
 
     NEEDS = ("excitation_dropout drops the penultimate neurons, the input of the output layer: it needs "
-             "model.head.fc (the nn.Linear output layer) and a head that passes fc's input through "
-             "method.penultimate(h, y, model) in training steps, as pipeline_lib.models.Head(body, fc, gap_linear) "
-             "does with its `penultimate` argument")
+             "model.head.fc (the nn.Linear output layer), and a training step that passes fc's input through "
+             "method.penultimate(h, y, model), as the pipeline's step does with the model contract's "
+             "head.pre_logits and head.fc (pipeline_lib.models)")
 
     def __init__(self, params, *, model, **kw):
         super().__init__(params, model=model, **kw)

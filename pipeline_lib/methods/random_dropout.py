@@ -63,8 +63,21 @@ class DropBlock(_LatentDropout):
         defaults = dict(p=0.1, block_size=7)
 
     @staticmethod
+    def block(block_size: int, shape) -> int:
+        """torchvision takes odd blocks only: the largest odd one within the map."""
+        side = min(shape[-2:])
+        return min(block_size, side if side % 2 else side - 1)
+
+    @classmethod
+    def check_latent(cls, params, shape) -> list[str]:
+        block = cls.block(params.block_size, shape)
+        if block == params.block_size:
+            return []
+        return [f"dropblock.block_size {params.block_size} does not fit the {shape[1]}x{shape[2]} latent map: "
+                f"blocks of {block} are dropped (the largest odd size within it)"]
+
+    @staticmethod
     def drop(z, p):
         from torchvision.ops import drop_block2d  # not at the top: see pipeline_lib.models
 
-        side = min(z.shape[-2:])  # torchvision takes odd blocks only: the largest odd one within the map
-        return drop_block2d(z, p.p, min(p.block_size, side if side % 2 else side - 1), training=True)
+        return drop_block2d(z, p.p, DropBlock.block(p.block_size, z.shape), training=True)

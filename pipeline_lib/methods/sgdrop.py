@@ -156,6 +156,15 @@ class SGDrop(Method):
     def unused_params(cls, params) -> set[str]:
         return {"rho_start", "rho_end"} if params.schedule == "constant" else {"rho"}
 
+    @classmethod
+    def check_latent(cls, params, shape) -> list[str]:
+        n = shape[0] * shape[1] * shape[2]
+        rates = [params.rho] if params.schedule == "constant" else [params.rho_start, params.rho_end]
+        if any(round(r * n) for r in rates):
+            return []
+        return [f"rho {max(rates)} of the {shape[0]}x{shape[1]}x{shape[2]} = {n} latent features rounds to "
+                "0 features: nothing will be dropped; raise rho above " + f"{0.5 / n:.2g}"]
+
     label_mask = True
     logs = ("rho", "dropped_fraction")
 

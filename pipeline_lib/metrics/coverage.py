@@ -1,7 +1,8 @@
 """Neuron coverage, after Pei et al. 2017 (DeepXplore, Sec. 4.1 / Definition 1).
 
-Layers are the outputs of every activation module (ReLU, GELU), each call counted as a layer
-(torchvision's ResNet blocks call one ReLU twice). Three readings:
+Layers are the outputs of the activation modules that the architecture declares
+(`model.feature_info.activations`, the model contract of `pipeline_lib.models`), each call counted
+as a layer (torchvision's ResNet blocks call one ReLU twice). Three readings:
 
 - `per_image` (the SGDrop paper's, Sec. 4.2 and Table 4): every C x H x W unit of a layer is a
   neuron, active on an image when its raw activation exceeds `threshold` (0 by default); the
@@ -36,18 +37,16 @@ set beside Table 4; `unit` and `scaled` stay beside it as the set readings.
 
 Each reading is given over all layers pooled (`global_*`: every unit of every layer counts once,
 as in |N|), per layer (`per_layer_*`), for the last convolution's post-activation map
-(`last_conv_*`: the last activation call inside the encoder, which for VGG comes before the final
-max-pool, as in the SGDrop paper), and for the encoder output (`encoder_output_*`: the latent map
+(`last_conv_*`: the last call, inside the encoder, of the activation the architecture declares as
+its last convolution's, `feature_info.last_conv`; for VGG it comes before the final max-pool, as
+in the SGDrop paper; with none declared, the encoder's output), and for the encoder output (`encoder_output_*`: the latent map
 the methods act on, after VGG's final max-pool).
 """
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from pipeline_lib.models import eval_mode
-
-ACTIVATIONS = (nn.ReLU, nn.GELU)
 
 
 def covered(out: torch.Tensor, threshold: float, scaled_threshold: float
@@ -103,28 +102,34 @@ class _Layers:
 @torch.no_grad()
 def neuron_coverage(model, batches, threshold: float = 0.0, scaled_threshold: float = 0.25) -> dict:
     layers, encoder_output = _Layers(threshold, scaled_threshold), _Layers(threshold, scaled_threshold)
-    calls, in_encoder = [0], [0]
+    info = model.feature_info
+    calls, last_conv, in_encoder = [0], [None], [True]
 
     def hook(module, inputs, output):
+        if module is info.last_conv and in_encoder[0]:
+            last_conv[0] = calls[0]
         layers.add(calls[0], output)
         calls[0] += 1
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, ACTIVATIONS)]
+    activations = list({id(m): m for m in info.activations}.values())
+    handles = [m.register_forward_hook(hook) for m in activations]
     try:
         with eval_mode(model):
             for x in batches:
-                calls[0] = 0
+                calls[0], in_encoder[0] = 0, True
                 z = model.encoder(x)
-                in_encoder[0] = calls[0]
+                in_encoder[0] = False
                 encoder_output.add(0, z)
                 model.head(z)
     finally:
         for h in handles:
             h.remove()
-    if in_encoder[0] == 0:
-        raise ValueError("the encoder has no activation module (ReLU, GELU): no last conv layer to cover")
-    last = slice(in_encoder[0] - 1, in_encoder[0])
-    return {**layers.fractions("global"), **layers.fractions("last_conv", last),
+    if info.last_conv is not None and last_conv[0] is None:
+        raise ValueError("the declared last-convolution activation (feature_info.last_conv) never ran in the "
+                         "encoder: the architecture's declaration is wrong")
+    last = (layers.fractions("last_conv", slice(last_conv[0], last_conv[0] + 1)) if info.last_conv is not None
+            else encoder_output.fractions("last_conv"))
+    return {**layers.fractions("global"), **last,
             **encoder_output.fractions("encoder_output"),
             "per_layer_unit": [float(u.float().mean()) for u in layers.units],
             "per_layer_scaled": [float(c.float().mean()) for c in layers.scaled],

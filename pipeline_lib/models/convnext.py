@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from pipeline_lib.models import ARCHITECTURES, Head, SplitModel
+from pipeline_lib.models import ARCHITECTURES, FeatureInfo, Head, SplitModel, modules_of
 
 
 @ARCHITECTURES.register("convnext_tiny")
@@ -15,4 +15,8 @@ def convnext_tiny(num_classes: int, image_size: int, width: float = 1.0, batch_n
 
     net = tv_convnext_tiny(weights=None, num_classes=num_classes)
     norm, flatten, fc = net.classifier
-    return SplitModel(net.features, Head(nn.Sequential(net.avgpool, norm, flatten), fc, gap_linear=False))
+    gelus = modules_of((nn.GELU,), net.features)
+    # no batch norm to merge and no canonizer of zennit's for its blocks: LRP's rules apply as they are
+    info = FeatureInfo(activations=gelus, last_conv=gelus[-1], stages=list(net.features))
+    return SplitModel(net.features, Head(nn.Sequential(net.avgpool, norm, flatten), fc, gap_linear=False), info,
+                      num_features=fc.in_features)

@@ -5,7 +5,21 @@ from __future__ import annotations
 
 from torch import nn
 
-from pipeline_lib.models import ARCHITECTURES, SplitModel, gap_head
+from pipeline_lib.models import ARCHITECTURES, FeatureInfo, Head, SplitModel, gap_head, modules_of
+
+
+def resnet_canonizers() -> list:
+    from zennit.torchvision import ResNetCanonizer  # zennit is imported only where LRP runs
+
+    return [ResNetCanonizer()]
+
+
+def residual_net(encoder: nn.Sequential, head: Head, channels: int) -> SplitModel:
+    """A torchvision-block ResNet to the model contract: each block's ReLU (called twice) and the
+    stem's; the last block's ReLU, last called on the block's output, is the last conv layer."""
+    relus = modules_of((nn.ReLU,), encoder)
+    return SplitModel(encoder, head, FeatureInfo(activations=relus, last_conv=relus[-1], stages=list(encoder),
+                                                 canonizers=resnet_canonizers), num_features=channels)
 
 
 def _cifar_resnet(depth: int):
@@ -25,7 +39,7 @@ def _cifar_resnet(depth: int):
                     down = nn.Sequential(nn.Conv2d(c_in, c, 1, stride=stride, bias=False), nn.BatchNorm2d(c))
                 layers.append(BasicBlock(c_in, c, stride=stride, downsample=down))
                 c_in = c
-        return SplitModel(nn.Sequential(*layers), gap_head(c_in, num_classes))
+        return residual_net(nn.Sequential(*layers), gap_head(c_in, num_classes), c_in)
     return build
 
 
@@ -44,7 +58,7 @@ def _torchvision_resnet(name: str):
                                 net.layer1, net.layer2, net.layer3, net.layer4)
         head = gap_head(net.fc.in_features, num_classes)
         head.fc = net.fc
-        return SplitModel(encoder, head)
+        return residual_net(encoder, head, net.fc.in_features)
     return build
 
 

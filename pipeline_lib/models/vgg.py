@@ -9,7 +9,21 @@ from __future__ import annotations
 
 from torch import nn
 
-from pipeline_lib.models import ARCHITECTURES, Head, SplitModel, flat_size, gap_head
+from pipeline_lib.models import ARCHITECTURES, FeatureInfo, Head, SplitModel, flat_size, gap_head, modules_of
+
+
+def vgg_canonizers() -> list:
+    from zennit.torchvision import VGGCanonizer  # zennit is imported only where LRP runs
+
+    return [VGGCanonizer()]
+
+
+def plain_net(encoder: nn.Sequential, head: Head, channels: int) -> SplitModel:
+    """A VGG-style net to the model contract: ReLU activations, the stages are the encoder's layers."""
+    relus = modules_of((nn.ReLU,), encoder)
+    return SplitModel(encoder, head, FeatureInfo(activations=relus + modules_of((nn.ReLU,), head),
+                                                 last_conv=relus[-1], stages=list(encoder),
+                                                 canonizers=vgg_canonizers), num_features=channels)
 
 
 def _scaled(cfg: list, width: float) -> list:
@@ -30,7 +44,7 @@ def tinyvgg(num_classes: int, image_size: int, width: float = 1.0, batch_norm: b
 
     cfg = _scaled([16, "M", 32, "M", 64, 64, "M"], width)
     encoder = make_layers(cfg, batch_norm=batch_norm)
-    return SplitModel(encoder, gap_head(cfg[-2], num_classes))
+    return plain_net(encoder, gap_head(cfg[-2], num_classes), cfg[-2])
 
 
 @ARCHITECTURES.register("cifarnet")
@@ -43,7 +57,7 @@ def cifarnet(num_classes: int, image_size: int, width: float = 1.0, batch_norm: 
         layers += [nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2)]
         c_in = c
     encoder = nn.Sequential(*layers)
-    return SplitModel(encoder, _mlp_head(flat_size(encoder, image_size), max(1, round(2048 * width)), num_classes))
+    return plain_net(encoder, _mlp_head(flat_size(encoder, image_size), max(1, round(2048 * width)), num_classes), c_in)
 
 
 def init_like_torchvision_vgg(model: nn.Module) -> nn.Module:
@@ -77,7 +91,7 @@ def _vgg(cfg: list | str, hidden: int, pool_to: int | None):
         channels = layers[-2]
         features = channels * pool_to * pool_to if pool_to else flat_size(encoder, image_size)
         head = _mlp_head(features, max(1, round(hidden * width)), num_classes, pool)
-        return init_like_torchvision_vgg(SplitModel(encoder, head))
+        return init_like_torchvision_vgg(plain_net(encoder, head, channels))
     return build
 
 

@@ -184,8 +184,8 @@ def build_run(cfg: RunConfig, num_classes: int, image_size: int, identity: RunId
                           epochs=cfg.train.epochs)
     method.to(device)
     if cfg.train.compile:  # in place, so state_dict keys and checkpoints stay as they are
-        model.encoder.compile()  # the training step calls encoder and head, not model.forward
-        model.head.compile()
+        model.encoder.compile()  # the training step calls the encoder, the head's body and fc, not model.forward
+        model.head.body.compile()
     optimizer = build_optimizer(list(model.parameters()) + list(method.extra_modules.parameters()), cfg.train)
     return Run(cfg, identity, model, method, optimizer, build_scheduler(optimizer, cfg.train), device,
                MethodStep(model, method), bf16=on_for(cfg.train.autocast, device), channels_last=channels_last)

@@ -27,7 +27,7 @@ class MethodStep(nn.Module):
         model, method = self.model, self.method
         x = method.input(x, y, model)
         z = method.features(model.encoder(x), x, y, model)
-        logits = model.head(z, penultimate=lambda h: method.penultimate(h, y, model))
+        logits = model.head.fc(method.penultimate(model.head.pre_logits(z), y, model))
         loss = F.cross_entropy(logits.float(), y)
         extra = method.extra_loss(x, y, model, logits, z)
         return (loss if extra is None else loss + extra), logits

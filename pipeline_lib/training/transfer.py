@@ -1,14 +1,13 @@
 """Transfer learning with a frozen encoder (the SGDrop paper's Table 5): the source run's
-encoder, in evaluation mode, feeds a new head (the architecture's own head, freshly
-initialised) trained on the target dataset; the target accuracy measures how general the
-learnt features are. Encoder features are computed once, since the encoder never changes."""
+encoder, in evaluation mode, feeds a fresh head (`SplitModel.new_head`: the model contract's head
+with a new output layer) trained on the target dataset; the target accuracy measures how general
+the learnt features are. Encoder features are computed once, since the encoder never changes."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
 from pipeline_lib.data.loader import Splits
-from pipeline_lib.models import build_model
 from pipeline_lib.training.loop import TrainedRun, seed_everything
 
 
@@ -25,7 +24,7 @@ def transfer(trained: TrainedRun, target_shards, p) -> dict:
     feats = {s: (encode(encoder, d.images, target.normalize, device), d.labels.to(device))
              for s in ("train", "val", "test") for d in [target[s]]}
     seed_everything(cfg.seed)
-    head = build_model(cfg.arch, target.num_classes, size, cfg.model).head.to(device)
+    head = trained.model.new_head(target.num_classes).to(device)
     optimizer = torch.optim.Adam(head.parameters(), lr=p.lr)
     z_train, y_train = feats["train"]
     gen = torch.Generator().manual_seed(cfg.seed)
