@@ -178,13 +178,15 @@ def test_methods_say_what_they_need_of_a_model():
         build_method("sgdrop", plain, mask_label="permuted")
 
 
-def test_the_example_trains_resnet18_with_sgdrop_on_its_own_loop():
+def test_the_example_trains_a_torchvision_and_a_timm_resnet_with_sgdrop_on_its_own_loop():
     run = subprocess.run([sys.executable, "examples/own_loop.py"], cwd=ROOT, capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 0, run.stderr
-    steps = [line.split() for line in run.stdout.splitlines() if line.startswith("loss ")]
-    assert len(steps) == 3
-    assert all(math.isfinite(float(s[1])) and float(s[3]) > 0 for s in steps)  # every step dropped features
+    steps = [line.rsplit(": ", 1) for line in run.stdout.splitlines() if ": loss " in line]
+    assert [name for name, _ in steps] == ["torchvision resnet18"] * 3 + ["timm resnet18d"] * 3
+    for _, values in steps:  # a finite loss, and features dropped at every step
+        _, loss, _, dropped = values.split()
+        assert math.isfinite(float(loss)) and float(dropped) > 0
 
 
 # --- SGDrop's target -----------------------------------------------------------------------------

@@ -100,13 +100,17 @@ def declared_params(stage: dict) -> list[str]:
 
 class Reads:
     """Params that record the sections (top-level keys) read through them; a method of the schema
-    (method_spec, setup, cells) runs with the recorder as `self`, a pydantic method (model_dump)
-    reads every section."""
+    (cells) runs with the recorder as `self`, a pydantic method (model_dump) reads every section.
+    A setup's params (`setup(name)`) read `setups`, and record what is read through them: a
+    section that the setup changes is read from the file's `setups`, any other from the section."""
 
     def __init__(self, params, seen: set):
         self._params, self._seen = params, seen
 
     def __getattr__(self, name):
+        if name == "setup":
+            self._seen.add("setups")
+            return lambda *a, **k: Reads(self._params.setup(*a, **k), self._seen)
         if name in type(self._params).model_fields:
             self._seen.add(name)
         elif name in type(self._params).__dict__:
