@@ -2,7 +2,8 @@
 source) and content digests of code, files and folders.
 
 The closure follows every `import` and `from ... import` of the project's packages, function-level
-ones included, and the packages whose `__init__` an import runs. A run's training identity
+ones included, the packages whose `__init__` an import runs, and every module of a package whose
+`__init__` calls `import_submodules` (the registries' packages). A run's training identity
 (`pipeline_lib.training.identity`) does not follow a package's imports of the modules it imports
 only so that they register (every method, architecture, dataset and attribution), and adds the
 run's own method and architecture instead.
@@ -45,6 +46,9 @@ def imported_modules(path: str) -> set[str]:
         package = package.rpartition(".")[0]
     names = set()
     for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "import_submodules"
+                and path.endswith("/__init__.py")):  # a package that imports every module of its own
+            names.update(f"{package}.{f.stem}" for f in (ROOT / path).parent.glob("*.py") if not f.name.startswith("_"))
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):

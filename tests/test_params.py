@@ -200,3 +200,30 @@ def test_each_methods_params_are_checked_against_the_setups_latent_map():
     assert any("methods.camdrop" in w and "blocks of 1" in w for w in warnings)
     assert any("methods.sgdrop" in w and "rounds to 0 features: nothing will be dropped" in w for w in warnings)
     assert params_warnings(tiny_params(matrix={"methods": ["dropblock", "sgdrop"]})) == []
+
+
+def test_an_unknown_name_suggests_the_closest_and_says_where_a_new_one_goes():
+    msg = error_of({"model": {"architecture": "resnet19"}})
+    assert "did you mean 'resnet18'" in msg and "a new architecture is a module in pipeline_lib/models/" in msg
+    assert "timm/<name>" in msg
+    msg = error_of({"matrix": {"methods": ["gradcam_drop"]}, "methods": {"gradcam_drop": {}}})
+    assert "unknown method 'gradcam_drop'" in msg and "pipeline_lib/methods/" in msg and "type:" in msg
+
+
+def test_registries_find_every_module_of_their_package(tmp_path, monkeypatch):
+    """Registration is by decorator in any module of the package: no hand-kept import list."""
+    import sys
+
+    from pipeline_lib.registry import Registry, import_submodules
+
+    package = tmp_path / "plugins"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    registry = Registry("plugin", "plugins")
+    monkeypatch.setitem(sys.modules, "plugin_registry", type(sys)("plugin_registry"))
+    sys.modules["plugin_registry"].REGISTRY = registry
+    for name in ("first", "second"):
+        (package / f"{name}.py").write_text(f"from plugin_registry import REGISTRY\nREGISTRY.register('{name}')(object)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import_submodules("plugins")
+    assert registry.names() == ["first", "second"]

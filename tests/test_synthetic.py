@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline_lib.data.synthetic import SPLITS, class_pairs, cue_colours, generate, render
+from pipeline_lib.data.sets.synthetic import SPLITS, class_pairs, cue_colours, generate, render
 
 KW = dict(seed=3, num_classes=10, image_size=64, p_cue=0.8, cue_size=4, task="a")
 
@@ -99,7 +99,7 @@ def test_the_cue_split_images_hold_the_object_in_their_masks():
 
 
 def test_p_cue_zero_has_no_cue_and_sizes_of_zero_drop_the_split():
-    from pipeline_lib.data.synthetic import synthetic_source
+    from pipeline_lib.data.sets.synthetic import synthetic_source
     from tests.conftest import tiny_params
 
     assert all(not cues_in(decode(generate("train", i, **{**KW, "p_cue": 0.0}).image), 4) for i in range(20))

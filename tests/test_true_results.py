@@ -97,7 +97,7 @@ def test_a_change_to_the_report_reruns_the_report_alone(study):
 @pytest.mark.slow
 def test_a_change_to_the_shard_code_reshards_and_retrains(study):
     kept = outputs(study, "checkpoint.pt")
-    synthetic = study / "pipeline_lib/data/synthetic.py"
+    synthetic = study / "pipeline_lib/data/sets/synthetic.py"
     synthetic.write_text(synthetic.read_text().replace("def _background(rng: np.random.Generator, size: int) -> np.ndarray:",
                                                        "def _background(rng: np.random.Generator, size: int) -> np.ndarray:\n"
                                                        "    rng.random()  # another background for every image"))

@@ -34,7 +34,7 @@ Seed = Annotated[int, Field(ge=0, lt=2**32)]  # what numpy's seeding takes
 
 
 class SyntheticParams(Strict):
-    """The embedded benchmark (`pipeline_lib.data.synthetic`); a split of size 0 is not made."""
+    """The embedded benchmark (`pipeline_lib.data.sets.synthetic`); a split of size 0 is not made."""
 
     num_classes: int = Field(ge=2, le=16)
     image_size: int = Field(ge=32)

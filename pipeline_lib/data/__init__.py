@@ -58,5 +58,4 @@ def dataset_splits(name: str) -> list[str]:
     runs): a source factory may declare them as `.splits`; real datasets have train, val and test."""
     return getattr(DATASETS.get(name), "splits", ["train", "val", "test"])
 
-# Registration happens on import of these modules.
-from pipeline_lib.data import synthetic, sources  # noqa: E402,F401
+from pipeline_lib.data import sets  # noqa: E402,F401  (the datasets register themselves)

@@ -33,7 +33,7 @@ from torch import nn
 
 from pipeline_lib.errors import ClearError
 from pipeline_lib.strict import Strict
-from pipeline_lib.registry import Registry
+from pipeline_lib.registry import Registry, import_submodules
 
 
 class MethodNeeds(ClearError, ValueError):
@@ -175,7 +175,4 @@ def build_method(method, model: nn.Module, *, num_classes: int | None = None, im
     return cls(settings, model=model, num_classes=num_classes, image_size=image_size, epochs=epochs)
 
 
-from pipeline_lib.methods import (  # noqa: E402,F401  (registration)
-    random_dropout, sgdrop, excitation_dropout, saliency_training, sgqn, reldrop, camdrop,
-    focused_dropout,
-)
+import_submodules(__name__)  # every module of this package registers its methods

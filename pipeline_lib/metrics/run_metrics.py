@@ -1,7 +1,7 @@
 """Every metric of one trained run, gathered into the run's metrics JSON.
 
 - accuracy on every split of the shards in evaluation mode (train, val, test, and the synthetic
-  set's cue splits test_nocue and test_conflict, see `pipeline_lib.data.synthetic`), the
+  set's cue splits test_nocue and test_conflict, see `pipeline_lib.data.sets.synthetic`), the
   generalization gap, train accuracy minus test accuracy, and `train_clean`: the last epoch's
   accuracy of the training loop's fixed train subset (`train_clean_acc`);
 - per attribution method (from the attribute stage's maps): area ratio, hit ratio (whole region

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from pipeline_lib.errors import ClearError
-from pipeline_lib.registry import Registry
+from pipeline_lib.registry import Registry, import_submodules
 
 
 class WeightsError(ClearError):
@@ -153,4 +153,4 @@ def flat_size(encoder: nn.Module, image_size: int) -> int:
     return latent_shape(encoder, image_size).numel()
 
 
-from pipeline_lib.models import vgg, resnet, convnext, timm_models  # noqa: E402,F401  (registration)
+import_submodules(__name__)  # every module of this package registers its architectures
