@@ -155,6 +155,17 @@ def test_a_damaged_dvclive_file_is_rebuilt_from_the_checkpoints_history(tiny_sha
     assert json.loads((in_tmp / "r" / "live" / "metrics.json").read_text())["step"] == 2
 
 
+def test_a_finished_runs_damaged_dvclive_summary_is_rebuilt_and_its_checkpoint_kept(tiny_shards, in_tmp, caplog):
+    cfg = run_configs(tiny_params(train={"epochs": 2}))[0]
+    train(cfg, tiny_shards, in_tmp / "r")
+    kept = (in_tmp / "r" / CHECKPOINT).read_bytes()
+    whole = json.loads((in_tmp / "r" / "live" / "metrics.json").read_text())
+    (in_tmp / "r" / "live" / "metrics.json").write_bytes(b"")
+    train(cfg, tiny_shards, in_tmp / "r")
+    assert json.loads((in_tmp / "r" / "live" / "metrics.json").read_text()) == whole
+    assert (in_tmp / "r" / CHECKPOINT).read_bytes() == kept and "rebuilt from the checkpoint's history" in caplog.text
+
+
 # 4. A full disk is named, and leaves nothing half-written ---------------------------------------------
 
 def test_a_full_disk_on_a_checkpoint_save_is_one_line_and_keeps_the_last_checkpoint(tiny_shards, in_tmp,

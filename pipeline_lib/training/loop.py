@@ -245,6 +245,15 @@ def resume(run: Run, path: Path) -> None:
     run.load_state_dict(state)
 
 
+def readable_log(live_dir: Path) -> bool:
+    """Whether a finished run's dvclive summary is there and whole (a full disk leaves it empty)."""
+    try:
+        read_json(live_dir / "metrics.json")
+        return True
+    except (ClearError, FileNotFoundError):
+        return False
+
+
 def relog(live, history: list[dict]) -> None:
     """Log the checkpoint's epochs again into a fresh dvclive folder: a resumed run's curves then
     hold every saved epoch once, and nothing of epochs logged after the checkpoint, or of a log
@@ -383,6 +392,12 @@ def train(cfg: RunConfig, shard_dir: Path, out_dir: Path, *, progress: bool = Fa
                     if run.epoch % cfg.train.checkpoint_every == 0 or run.epoch == cfg.train.epochs:
                         run.save(ckpt)
                         saved = run.epoch
+    elif rank == 0 and run.history and not readable_log(out_dir / "live"):
+        from dvclive import Live
+
+        log.warning(f"WARNING: {out_dir / 'live'} was damaged: rebuilt from the checkpoint's history")
+        with Live(str(out_dir / "live"), save_dvc_exp=False, dvcyaml=None, report=None) as live:
+            relog(live, run.history)
     summary = {"epochs": run.epoch, "identity": run.identity.to_dict(), **run.history[-1],
                "warnings": leakage_warning(run.history)}
     if run.epoch == cfg.train.epochs and rank == 0:
