@@ -3,15 +3,16 @@
 # so that the one device call spends none of its time on data or installs:
 #   PATH=$PWD/.venv/bin:$PATH bash reports/results/gpu-pending/prepare.sh
 # A new folder beside the checkout (so beside the shared folder: the preset reads ../shared/data)
-# gets preset.yaml applied and its configure and shard stages run (run_lanes.sh with no lanes);
+# gets params/gpu-pending.yaml applied and its configure and shard stages run (scripts/run_lanes.py
+# with no lanes);
 # .gpu/ then holds the run configs, the shards, the run names, and wheels of the pinned packages
 # the device image lacks. Last, it checks what a call carries against the device's 64 MiB.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../../.." && pwd)
-WORK=$(mktemp -d "$REPO/../gpu-prep.XXXXXX")  # new each time: run_lanes.sh keeps a folder's params
+WORK=$(mktemp -d "$REPO/../gpu-prep.XXXXXX")  # new each time: run_lanes keeps a folder's params
 trap 'rm -rf "$WORK"' EXIT
 G=$REPO/.gpu
-PRESETS=reports/results/gpu-pending/preset.yaml "$REPO/reports/results/central-claim-cpu/run_lanes.sh" "$WORK"
+(cd "$REPO" && python -m scripts.run_lanes params/gpu-pending.yaml --work "$WORK")
 S=$(python -c "import yaml; print(*yaml.safe_load(open('$WORK/params.yaml'))['setups'])")
 rm -rf "$G" && mkdir -p "$G/data/shards"
 cp -r "$WORK/configs" "$G/configs"
@@ -35,4 +36,4 @@ tree=$(git ls-files -z --cached --others --exclude-standard | xargs -0 du -cb | 
 gpu=$(du -sb "$G" | cut -f1)
 limit=$((64 * 1024 * 1024))
 echo "a call carries $(((tree + gpu) / 1048576)) MiB (repository $((tree / 1048576)), .gpu $((gpu / 1048576))) of 64"
-[ $((tree + gpu)) -lt $limit ] || { echo "over the device's 64 MiB: lower data.subset in preset.yaml" >&2; exit 1; }
+[ $((tree + gpu)) -lt $limit ] || { echo "over the device's 64 MiB: lower data.subset in params/gpu-pending.yaml" >&2; exit 1; }
