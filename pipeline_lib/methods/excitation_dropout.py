@@ -20,7 +20,7 @@ paper) where the two could differ:
   third-party reimplementations do, and this pipeline did before): every neuron keeps its expected
   value, but the factor is unbounded as p_j goes to 0, so a rarely kept, highly salient neuron is
   multiplied by up to 1 / p_j. On the embedded benchmark (tinyvgg, whose penultimate neurons are
-  its pooled channels) the two differ sharply: see reports/results/embedded-benchmark/README.md.
+  its pooled channels) the two differ sharply: see reports/results/excitation-rescale/README.md.
 - Saliency: the script backpropagates a one-hot signal in plain Excitation Backprop mode (MWP).
   The contrastive c-MWP of Zhang et al. (MWP for y minus the MWP through the negated weights)
   differs from it only across several layers: through the one output layer, the positive and

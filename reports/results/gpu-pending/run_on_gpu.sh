@@ -4,7 +4,7 @@
 # Prepared here first by prepare.sh, which fills the git-ignored .gpu/ (shards, run configs,
 # wheels); then, from the repository root on the device machine, with `carry: [".gpu"]`:
 #   bash reports/results/gpu-pending/run_on_gpu.sh
-# The six runs of params/gpu-pending.yaml train side by side (one VGG16 at batch 64 leaves the GPU mostly
+# The seven runs of params/gpu-pending.yaml train side by side (one VGG16 at batch 64 leaves the GPU mostly
 # idle). Each stage gets what is left of BUDGET seconds, so the call ends inside its limit and
 # what finished comes back, unfinished runs with their per-epoch series as far as they went.
 # Then, if 60 s remain, issue 18's per-step cost of SGDrop with and without EMA on VGG16.
