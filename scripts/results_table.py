@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "reports" / "results"
 PAPER = ROOT / "pipeline_lib" / "reporting" / "paper.yaml"
 START, END = "<!-- summary -->", "<!-- /summary -->"
-PERCENT = re.compile(r"(acc|^gap|hit_whole|hit_largest|^coverage_.*|_area|leak_.*)$")
+PERCENT = re.compile(r"(acc|^gap.*|hit_whole|hit_largest|^coverage_.*|_area|leak_.*)$")
 STATUSES = ("current", "historical", "planned")
 
 

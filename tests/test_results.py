@@ -129,3 +129,26 @@ def test_numbers_are_shown_as_mean_and_sample_std():
     assert results_table.show("probe_first", [0.2493]) == "0.249"
     assert results_table.show("epochs", [8]) == "8"
     assert results_table.show("test_acc", []) == "—"
+
+
+def test_a_workspaces_runs_become_a_summary_with_one_row_per_run(in_tmp):
+    """scripts/summarize_runs.py reads the runs as the report does: every run of the matrix, its
+    numbers as its files hold them; a run that is not finished or not its own stops it."""
+    from click.testing import CliRunner
+
+    from scripts.summarize_runs import main
+    from tests.test_report import fabricate, study
+
+    params = study(seeds=[0, 1])
+    fabricate(in_tmp, params)
+    result = CliRunner().invoke(main, ["--workspace", str(in_tmp), "--out", "summary.csv"])
+    assert result.exit_code == 0, result.output
+    with open(in_tmp / "summary.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * 3 * 2  # setups x methods x seeds
+    tiny = {(r["method"], r["seed"]): float(r["test_acc"]) for r in rows if r["setup"] == "tiny"}
+    assert tiny[("sgdrop", "1")] == pytest.approx(0.70) and tiny[("vanilla", "0")] == pytest.approx(0.59)
+    assert "coverage_last_conv_unit" in rows[0] and "transfer_test_acc" not in rows[0]  # no run has transfer
+    (in_tmp / "runs" / "tiny" / "vanilla" / "seed0" / "train.json").unlink()
+    result = CliRunner().invoke(main, ["--workspace", str(in_tmp), "--out", "summary.csv"])
+    assert result.exit_code == 1 and "runs/tiny/vanilla/seed0" in result.output
