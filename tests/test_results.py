@@ -26,7 +26,9 @@ def manifest(folder: Path) -> dict:
 
 
 def shipped_keys() -> dict:
-    return yaml.safe_load((ROOT / "params.yaml").read_text())
+    from tests.conftest import shipped_raw
+
+    return shipped_raw()
 
 
 def named_files(command: str) -> list[str]:

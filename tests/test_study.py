@@ -10,7 +10,7 @@ import yaml
 from pipeline_lib.config.checks import parse_params
 from pipeline_lib.config.resolve import method_spec, run_configs
 from pipeline_lib.config.schema import ParamsError, load_yaml, merged, overlay
-from tests.conftest import shipped_raw, tiny_params
+from tests.conftest import committed_params_text, shipped_raw, tiny_params
 from tests.dvc_workspace import ran, repro, workspace, write_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,7 +117,7 @@ def test_applying_a_preset_keeps_the_comments_and_replaces_the_setups(tmp_path):
 
     from scripts.apply_preset import main
     target = tmp_path / "params.yaml"
-    target.write_text((ROOT / "params.yaml").read_text())
+    target.write_text(committed_params_text())  # the committed file: an experiment rewrites the workspace's
     result = CliRunner().invoke(main, [str(ROOT / "params" / "paper-study.yaml"), "--params", str(target)])
     assert result.exit_code == 0, result.output
     assert "357 training runs in 17 setup(s)" in result.output
