@@ -65,8 +65,10 @@ def test_a_damaged_checkpoint_is_named_with_its_fix(tiny_shards, in_tmp, damage)
     assert ckpt.read_bytes() == damaged  # left as it was, for the user to restore or delete
 
 
-def test_within_dvc_repro_an_unfinished_runs_damaged_checkpoint_is_set_aside(tiny_shards, in_tmp, monkeypatch,
-                                                                              caplog):
+def test_within_dvc_repro_a_damaged_checkpoint_is_set_aside_and_the_run_trains_again(tiny_shards, in_tmp,
+                                                                                       monkeypatch, caplog):
+    """DVC deletes a stage's train.json before running it, so within `dvc repro` whether the run had
+    finished is unknown: the damaged file is renamed, never deleted, and the run trains again."""
     cfg = run_configs(tiny_params(train={"epochs": 2}))[0]
     train(cfg, tiny_shards, cfg.run_dir, stop_after=1)
     ckpt = cfg.run_dir / CHECKPOINT
@@ -77,18 +79,7 @@ def test_within_dvc_repro_an_unfinished_runs_damaged_checkpoint_is_set_aside(tin
     (aside,) = cfg.run_dir.glob(f"{CHECKPOINT}.damaged-*")
     assert len(aside.read_bytes()) == 100  # never deleted
     assert f"{ckpt} is damaged" in caplog.text and "set aside" in caplog.text
-
-
-def test_within_dvc_repro_a_finished_runs_damaged_checkpoint_is_named_not_retrained(tiny_shards, in_tmp,
-                                                                                     monkeypatch):
-    """Its weights are in DVC's cache: `dvc checkout --force` restores them without retraining."""
-    cfg = run_configs(tiny_params(train={"epochs": 1}))[0]
-    train(cfg, tiny_shards, cfg.run_dir)
-    (cfg.run_dir / CHECKPOINT).write_bytes(b"")
-    monkeypatch.setenv("DVC_STAGE", "run@default-vanilla-0")
-    with pytest.raises(CheckpointError, match="dvc checkout --force"):
-        train(cfg, tiny_shards, cfg.run_dir)
-    assert not list(cfg.run_dir.glob(f"{CHECKPOINT}.damaged-*"))
+    assert f"dvc checkout --force {ckpt}" in caplog.text
 
 
 # 2. Shards are checked against their manifest -------------------------------------------------------

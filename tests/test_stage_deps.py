@@ -39,7 +39,7 @@ def stages() -> dict[str, dict]:
 
 def stage_entry(stage: dict) -> str:
     body = stage.get("do", stage)
-    module = body["cmd"].split("python -m ", 1)[1].split()[0]
+    module = body["cmd"].split("python3 -m ", 1)[1].split()[0]
     return module_file(module)
 
 
@@ -139,7 +139,7 @@ def test_a_stage_declares_every_params_key_it_reads(name, tmp_path, monkeypatch)
     from tests.conftest import tiny_params
     from tests.dvc_workspace import OVERRIDES
     stage = stages()[name]
-    module_name, *args = stage["cmd"].split("python -m ", 1)[1].split()
+    module_name, *args = stage["cmd"].split("python3 -m ", 1)[1].split()
     module, seen = importlib.import_module(module_name), set()
     params = tiny_params(**OVERRIDES)
     monkeypatch.setattr(module, "params_or_exit", lambda *a, **k: Reads(params, seen))

@@ -212,31 +212,24 @@ def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
     return state
 
 
-def finished_identity(out_dir: Path) -> dict | None:
-    """The identity that train.json says the run finished with, if it says so."""
-    path = out_dir / "train.json"
-    try:
-        return read_json(path).get("identity") if path.exists() else None
-    except ClearError:
-        return None
-
-
 def resume(run: Run, path: Path) -> None:
     """Resume `run` from its checkpoint at `path` when the checkpoint is this run's own.
 
     A checkpoint of another identity is left to be overwritten, saying what changed. A damaged
-    one is an error, except within `dvc repro` for a run that train.json does not call finished:
-    it is then set aside (renamed, never deleted) and the run starts again."""
+    one is an error naming the fix, except within `dvc repro`, which has already deleted the
+    run's train.json (so whether the run had finished is unknown there): the damaged file is set
+    aside (renamed, never deleted) and the run trains again."""
     if not path.exists():
         return
     try:
         state = read_checkpoint(path, run.device)
     except DamagedCheckpoint as err:
-        if not os.environ.get("DVC_STAGE") or finished_identity(path.parent) == run.identity.to_dict():
+        if not os.environ.get("DVC_STAGE"):
             raise
         aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
         path.rename(aside)
-        log.warning(f"WARNING: {str(err).split(';')[0]}: set aside as {aside}; the run starts again")
+        log.warning(f"WARNING: {str(err).split(';')[0]}: set aside as {aside}; the run trains again (a finished "
+                    f"run's checkpoint is also in DVC's cache: `dvc checkout --force {path}` restores it)")
         return
     if state["identity"] != run.identity.to_dict():
         changed = ", ".join(RunIdentity.from_dict(state["identity"]).differences(run.identity)) or "identity"
