@@ -30,7 +30,7 @@ def test_the_run_command_is_dvc_yamls():
     item = {"${item.setup}": "s", "${item.method}": "m", "${item.seed}": "3"}
     for key, value in item.items():
         cmd = cmd.replace(key, value)
-    assert " ".join(run_command("s", "m", 3)[1:]) == cmd.removeprefix("python ")
+    assert " ".join(run_command("s", "m", 3)[1:]) == cmd.removeprefix("python3 ")
 
 
 @pytest.mark.slow
