@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,9 +9,9 @@ from pathlib import Path
 import yaml
 
 from pipeline_lib.config.schema import merged
+from scripts.run_lanes import copy_checkout
 from tests.conftest import TINY, tiny_raw
 
-ROOT = Path(__file__).resolve().parents[1]
 # The shipped params, shrunk to seconds: two cells (one of each matrix), every stage.
 OVERRIDES = {**TINY, "matrix": {"methods": ["vanilla"], "one_seed_methods": ["dropout"], "seeds": [0]},
              "train": {**TINY["train"], "epochs": 1},
@@ -25,12 +24,7 @@ OVERRIDES = {**TINY, "matrix": {"methods": ["vanilla"], "one_seed_methods": ["dr
 def workspace(path: Path, overrides: dict | None = None) -> Path:
     """A fresh workspace at `path` with the tiny params (OVERRIDES, then `overrides`)."""
     path.mkdir()
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.split()
-    for f in files:
-        if (ROOT / f).is_file() and not f.startswith("reports/results/"):
-            (path / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, path / f)
+    copy_checkout(path)
     (path / "dvc.lock").unlink(missing_ok=True)
     write_params(path, overrides or {})
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
