@@ -1,6 +1,7 @@
 """A workspace's runs as a result's summary.csv, one row per run of its current matrix:
 
     python -m scripts.summarize_runs --workspace ../fresh --out reports/results/<result>/summary.csv
+    python -m scripts.summarize_runs --workspace ../fresh --setup resnet20 --out ...   # that setup's runs only
 
 The runs are read as the report reads them (`pipeline_lib.reporting.collect`: only the runs of
 the workspace's configs/, only metrics measured on the run's own weights); the columns are the
@@ -42,7 +43,7 @@ COLUMNS = {
 }
 
 
-def summary_rows(workspace: Path) -> list[dict]:
+def summary_rows(workspace: Path, setups: tuple[str, ...] = ()) -> list[dict]:
     from pipeline_lib.reporting.collect import collect
 
     here = Path.cwd()
@@ -54,7 +55,10 @@ def summary_rows(workspace: Path) -> list[dict]:
     if col.stale or col.missing:
         raise click.ClickException("not every run of the matrix is finished and its own: "
                                    + "; ".join([*col.stale, *col.missing][:3]) + " (run dvc repro there first)")
-    runs = col.runs
+    runs = col.runs[col.runs["setup"].isin(setups)] if setups else col.runs
+    if runs.empty:
+        raise click.ClickException(f"no runs of setup {', '.join(setups)}: the workspace's setups are "
+                                   + ", ".join(sorted(col.runs["setup"].unique())))
     present = {name: key for name, key in COLUMNS.items() if key in runs and runs[key].notna().any()}
     return [{"setup": r["setup"], "method": r["method"], "seed": r["seed"],
              **{name: r[key] for name, key in present.items()}} for _, r in runs.iterrows()]
@@ -63,8 +67,9 @@ def summary_rows(workspace: Path) -> list[dict]:
 @click.command()
 @click.option("--workspace", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def main(workspace: Path, out: Path) -> None:
-    rows = summary_rows(workspace.resolve())
+@click.option("--setup", "setups", multiple=True, help="Keep this setup's runs only (repeatable).")
+def main(workspace: Path, out: Path, setups: tuple[str, ...]) -> None:
+    rows = summary_rows(workspace.resolve(), setups)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))

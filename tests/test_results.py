@@ -151,6 +151,12 @@ def test_a_workspaces_runs_become_a_summary_with_one_row_per_run(in_tmp):
     tiny = {(r["method"], r["seed"]): float(r["test_acc"]) for r in rows if r["setup"] == "tiny"}
     assert tiny[("sgdrop", "1")] == pytest.approx(0.70) and tiny[("vanilla", "0")] == pytest.approx(0.59)
     assert "coverage_last_conv_unit" in rows[0] and "transfer_test_acc" not in rows[0]  # no run has transfer
+    result = CliRunner().invoke(main, ["--workspace", str(in_tmp), "--setup", "tiny", "--out", "tiny.csv"])
+    assert result.exit_code == 0, result.output
+    with open(in_tmp / "tiny.csv", newline="") as f:
+        assert {r["setup"] for r in csv.DictReader(f)} == {"tiny"}
+    result = CliRunner().invoke(main, ["--workspace", str(in_tmp), "--setup", "tinny", "--out", "x.csv"])
+    assert result.exit_code == 1 and "no runs of setup tinny" in result.output and "tiny" in result.output
     (in_tmp / "runs" / "tiny" / "vanilla" / "seed0" / "train.json").unlink()
     result = CliRunner().invoke(main, ["--workspace", str(in_tmp), "--out", "summary.csv"])
     assert result.exit_code == 1 and "runs/tiny/vanilla/seed0" in result.output
