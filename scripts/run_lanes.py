@@ -24,6 +24,7 @@ WORK/logs/<setup>-<method>-<seed>.log; `--report` then runs the report stage (WO
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,7 @@ import time
 from pathlib import Path
 
 import click
+import yaml
 
 from pipeline_lib.config.schema import ParamsError, load_yaml, parse_schema
 
@@ -69,22 +71,30 @@ def parse_cell(cell: str, setups: list[str]) -> tuple[str, str, int]:
     return setup, method, int(seed)
 
 
+def stage_command(stage: str, **item) -> list[str]:
+    """dvc.yaml's command of `stage` (its one home), with `${item.<key>}` filled in and this Python
+    in place of `python3`."""
+    cmd = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]["cmd"]
+    for key, value in item.items():
+        cmd = cmd.replace(f"${{item.{key}}}", str(value))
+    program, *args = shlex.split(cmd)
+    return [sys.executable if program == "python3" else program, *args]
+
+
 def run_command(setup: str, method: str, seed: int) -> list[str]:
     """dvc.yaml's `run` stage command for one cell."""
-    return [sys.executable, "-m", "stages.run", "--config", f"configs/{setup}/{method}/seed{seed}.json",
-            "--shards", f"data/shards/{setup}/main", "--target", f"data/shards/{setup}/transfer",
-            "--setup-params", f"configs/{setup}"]
+    return stage_command("run", setup=setup, method=method, seed=seed)
 
 
 def say(message: str) -> None:
     click.echo(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {message}")
 
 
-def step(work: Path, args: list[str], env: dict) -> None:
+def step(work: Path, cmd: list[str], env: dict) -> None:
     """One set-up command in WORK, its output shown; a failure stops the script."""
-    done = subprocess.run([sys.executable, "-m", *args], cwd=work, env=env)
+    done = subprocess.run(cmd, cwd=work, env=env)
     if done.returncode:
-        raise click.ClickException(f"`python -m {' '.join(args)}` failed in {work}")
+        raise click.ClickException(f"`{' '.join(cmd[1:])}` failed in {work}")
 
 
 def run_lane(work: Path, cells: list[tuple[str, str, int]], env: dict, failed: list) -> None:
@@ -133,7 +143,7 @@ def main(presets: tuple[Path, ...], work: Path, lanes: tuple[str, ...], n_lanes:
     if not (work / "params.yaml").exists():
         copy_checkout(work)
         for preset in presets:
-            step(work, ["scripts.apply_preset", str(preset.resolve())], env)
+            step(work, [sys.executable, "-m", "scripts.apply_preset", str(preset.resolve())], env)
     elif presets:
         say(f"{work / 'params.yaml'} exists: kept as it is (the presets are applied to a new WORK only)")
     try:
@@ -148,12 +158,11 @@ def main(presets: tuple[Path, ...], work: Path, lanes: tuple[str, ...], n_lanes:
         plan = [[parse_cell(c, setups) for c in lane.split()] for lane in lanes]
 
     if not all((work / "configs" / s / "shard_main.json").exists() for s in setups):
-        step(work, ["stages.configure", "--out", "configs"], env)
+        step(work, stage_command("configure"), env)
     for setup in setups:
         for split in ("main", "transfer"):
             if not (work / "data" / "shards" / setup / split / "manifest.json").exists():
-                step(work, ["stages.shard", "--params", f"configs/{setup}/shard_{split}.json",
-                            "--out", f"data/shards/{setup}/{split}"], env)
+                step(work, stage_command("shard", setup=setup, split=split), env)
     (work / "logs").mkdir(exist_ok=True)
     failed: list[str] = []
     lanes_ = [threading.Thread(target=run_lane, args=(work, cells, env, failed)) for cells in plan if cells]
@@ -162,7 +171,7 @@ def main(presets: tuple[Path, ...], work: Path, lanes: tuple[str, ...], n_lanes:
     for lane in lanes_:
         lane.join()
     if report and not failed:
-        step(work, ["stages.report", "--out", "reports"], env)
+        step(work, stage_command("report"), env)
     if failed:
         raise click.ClickException(f"{len(failed)} cell(s) failed: {', '.join(failed)}")
 
