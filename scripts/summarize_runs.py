@@ -28,11 +28,8 @@ COLUMNS = {
     "gradcam_spearman": "metrics.attribution.gradcam.spearman",
     "same_area_hit_whole": "metrics.reference_maps.same_area.gradcam.hit_whole",
     "same_area_spearman": "metrics.reference_maps.same_area.gradcam.spearman",
-    "coverage_global_per_image": "metrics.coverage.global_per_image",
-    "coverage_last_conv_per_image": "metrics.coverage.last_conv_per_image",
-    "coverage_global_unit": "metrics.coverage.global_unit", "coverage_last_conv_unit": "metrics.coverage.last_conv_unit",
-    "coverage_global_scaled": "metrics.coverage.global_scaled",
-    "coverage_last_conv_scaled": "metrics.coverage.last_conv_scaled",
+    **{f"coverage_{layer}_{reading}": f"metrics.coverage.{layer}_{reading}"
+       for reading in ("per_image", "unit", "scaled") for layer in ("global", "last_conv")},
     "probe_first": "metrics.attention_over_training.first", "probe_last": "metrics.attention_over_training.last",
     "occlusion_auc_relevant": "metrics.occlusion.relevant.auc", "occlusion_auc_random": "metrics.occlusion.random.auc",
     "leak_follows_wrong": "metrics.mask_leakage.follows_wrong", "leak_wrong_chance": "metrics.mask_leakage.wrong_chance",
