@@ -33,9 +33,10 @@ from pathlib import Path
 import click
 import yaml
 
+from pipeline_lib.reporting.paper import PAPER_FILE, Paper
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "reports" / "results"
-PAPER = ROOT / "pipeline_lib" / "reporting" / "paper.yaml"
 START, END = "<!-- summary -->", "<!-- /summary -->"
 PERCENT = re.compile(r"(acc|^gap.*|hit_whole|hit_largest|^coverage_.*|_area|leak_.*)$")
 STATUSES = ("current", "historical", "planned")
@@ -114,29 +115,23 @@ def folder_table(folder: Path, spec: dict) -> str:
     return "\n".join([*lines, "", note])
 
 
-def paper_value(path: str, paper: dict) -> str:
+def paper_value(path: str, paper: Paper) -> str:
     kind, *keys = path.split("/")
     if kind == "acc":
         arch, dataset, method = keys
-        for block in paper["accuracy"]:
-            if dataset not in block["columns"]:
-                continue
-            if "architecture" in block:  # one architecture per dataset column, rows by method
-                rows = block["rows"] if block["architecture"].get(dataset) == arch else {}
-            else:
-                rows = block["rows"].get(arch, {})
-            if method in rows:
-                mean, std = rows[method][block["columns"].index(dataset)]
-                return f"{mean:.2f} ± {std:.2f}"
+        cell = paper.accuracy(method, dataset, arch)
+        if cell:
+            mean, std = cell[0]
+            return f"{mean:.2f} ± {std:.2f}"
     elif kind == "overhead":
-        return f"+{paper['overhead']['rows'][keys[0]]['overhead_percent']:.1f}%"
+        return f"+{paper.data['overhead']['rows'][keys[0]]['overhead_percent']:.1f}%"
     elif kind == "attribution":
         method, column = keys
-        return f"{paper['attribution']['rows'][method][column]:.2f}"
-    raise KeyError(f"no paper number {path!r} in {PAPER.relative_to(ROOT)}")
+        return f"{paper.data['attribution']['rows'][method][column]:.2f}"
+    raise KeyError(f"no paper number {path!r} in {PAPER_FILE.relative_to(ROOT)}")
 
 
-def fill(text: str, folder: Path, m: dict, paper: dict) -> str:
+def fill(text: str, folder: Path, m: dict, paper: Paper) -> str:
     """`{group:column}` and `{paper:...}` fields of a manifest's text, from its summary tables (the
     first whose group_by has a group of that name) and paper.yaml."""
     def field(match: re.Match) -> str:
@@ -162,7 +157,7 @@ def seeds(m: dict) -> str:
     return ", ".join(str(x) for x in s) if isinstance(s, list) else str(s or "—")
 
 
-def top_table(folders: list[Path], paper: dict) -> str:
+def top_table(folders: list[Path], paper: Paper) -> str:
     lines = ["| result | claim | ours | paper | seeds | status |", "|---|---|---|---|---|---|"]
     for status in STATUSES:
         for folder in folders:
@@ -187,7 +182,7 @@ def replace_block(text: str, block: str, where: Path) -> str:
 
 def generated(root: Path = RESULTS) -> dict[Path, str]:
     """Every file this writes, with its new text."""
-    paper = yaml.safe_load(PAPER.read_text())
+    paper = Paper.load()
     folders = result_folders(root)
     out = {}
     for folder in folders:
